@@ -1,0 +1,3 @@
+DROP TABLE user_prompts;
+DROP TABLE profiles;
+DROP DOMAIN e164;

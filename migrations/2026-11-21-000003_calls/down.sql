@@ -1,0 +1,2 @@
+DROP TABLE transcript_segments;
+DROP TABLE call_logs;

@@ -1,0 +1,200 @@
+//! Typed settings, loaded in layers and validated all at once.
+//!
+//! `config/default.toml` lists every key with its default; `config/$APP_ENV.toml`
+//! overrides some; `.env` and the environment override those (see [`load`]).
+//! [`Settings::validate`] then reports every missing or malformed setting that
+//! the *enabled* features need, in one message.
+
+mod load;
+mod validate;
+
+pub use load::{load, load_from, ConfigError, EnvVars};
+pub use validate::ConfigIssue;
+
+use serde::Deserialize;
+
+use crate::secret::{self, Secret};
+
+/// What the settings are loaded for: only its needs are required.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Purpose {
+    /// Serving calls: every enabled feature's settings are required.
+    Serve,
+    /// Migrating or checking the database: only `DATABASE_URL` is.
+    Migrate,
+}
+
+/// Which deployment this is; picks `config/<env>.toml`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum AppEnv {
+    /// A laptop: signature checks may be switched off, secrets may be generated.
+    Development,
+    /// The real thing: every check on, every secret required.
+    Production,
+    /// The test suite.
+    Test,
+}
+
+impl AppEnv {
+    /// Parses `APP_ENV`.
+    pub fn parse(value: &str) -> Option<Self> {
+        match value {
+            "development" => Some(Self::Development),
+            "production" => Some(Self::Production),
+            "test" => Some(Self::Test),
+            _ => None,
+        }
+    }
+
+    /// The name used in file names and logs.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Development => "development",
+            Self::Production => "production",
+            Self::Test => "test",
+        }
+    }
+}
+
+/// All settings. Field docs live in `config/default.toml`, which is the reference.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Settings {
+    /// Set from `APP_ENV`, not from the files.
+    #[serde(skip_deserializing, default = "default_env")]
+    pub app_env: AppEnv,
+    pub features: Features,
+    pub server: ServerSettings,
+    pub database: DatabaseSettings,
+    pub openai: OpenAiSettings,
+    pub twilio: TwilioSettings,
+    pub stripe: StripeSettings,
+    pub admin: AdminSettings,
+    pub stream: StreamSettings,
+    pub calls: CallSettings,
+    pub logging: LoggingSettings,
+}
+
+fn default_env() -> AppEnv {
+    AppEnv::Development
+}
+
+/// Which parts of the service are switched on; validation requires only their settings.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Features {
+    pub twilio_voice: bool,
+    pub admin: bool,
+    pub billing: bool,
+    pub openai_sip: bool,
+    pub summaries: bool,
+}
+
+/// The HTTP server.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ServerSettings {
+    pub host: String,
+    pub port: u16,
+    #[serde(deserialize_with = "non_empty")]
+    pub public_url: Option<String>,
+    pub verify_signatures: bool,
+    pub workers: usize,
+    pub max_body_bytes: usize,
+    pub shutdown_timeout_seconds: u64,
+}
+
+/// PostgreSQL.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DatabaseSettings {
+    /// Holds credentials, hence a secret.
+    #[serde(deserialize_with = "secret::optional")]
+    pub url: Option<Secret>,
+    pub pool_size: usize,
+    pub sync_pool_size: u32,
+    pub startup_retry_seconds: u64,
+    pub connect_timeout_seconds: u64,
+}
+
+/// OpenAI: Realtime, the text model, the SIP webhook.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct OpenAiSettings {
+    #[serde(deserialize_with = "secret::optional")]
+    pub api_key: Option<Secret>,
+    pub base_url: String,
+    pub realtime_url: String,
+    pub realtime_model: String,
+    pub model_mini: String,
+    pub default_voice: String,
+    pub transcription_model: String,
+    #[serde(deserialize_with = "secret::optional")]
+    pub webhook_secret: Option<Secret>,
+}
+
+/// Twilio REST and webhook signing.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TwilioSettings {
+    #[serde(deserialize_with = "non_empty")]
+    pub account_sid: Option<String>,
+    #[serde(deserialize_with = "secret::optional")]
+    pub auth_token: Option<Secret>,
+    pub api_base: String,
+}
+
+/// Stripe billing.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct StripeSettings {
+    #[serde(deserialize_with = "secret::optional")]
+    pub secret_key: Option<Secret>,
+    #[serde(deserialize_with = "secret::optional")]
+    pub webhook_secret: Option<Secret>,
+    #[serde(deserialize_with = "non_empty")]
+    pub usage_price_id: Option<String>,
+    pub api_base: String,
+    pub meter_event_name: String,
+}
+
+/// The admin API.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AdminSettings {
+    #[serde(deserialize_with = "secret::optional")]
+    pub token: Option<Secret>,
+}
+
+/// Media-stream tokens.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct StreamSettings {
+    #[serde(deserialize_with = "secret::optional")]
+    pub token_secret: Option<Secret>,
+    pub token_ttl_seconds: u64,
+}
+
+/// Live calls and their persistence.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CallSettings {
+    pub drain_seconds: u64,
+    pub persistence_batch_size: usize,
+    pub persistence_flush_ms: u64,
+}
+
+/// Where logs go besides stderr.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LoggingSettings {
+    #[serde(deserialize_with = "non_empty")]
+    pub dir: Option<String>,
+}
+
+/// Deserializes an optional string where the empty string means "not set".
+fn non_empty<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<String>, D::Error> {
+    let value = String::deserialize(d)?;
+    Ok((!value.is_empty()).then_some(value))
+}

@@ -1,0 +1,235 @@
+//! Configuration: layering, the old engine's names, every problem at once,
+//! only what enabled features need, and no secret in `Debug`.
+
+use std::collections::BTreeMap;
+use std::path::Path;
+
+use callvisor::config::{self, AppEnv, Purpose};
+
+fn env(pairs: &[(&str, &str)]) -> BTreeMap<String, String> {
+    pairs
+        .iter()
+        .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+        .collect()
+}
+
+const COMPLETE: &[(&str, &str)] = &[
+    (
+        "DATABASE_URL",
+        "postgres://u:db-password-42@127.0.0.1:5432/x",
+    ),
+    ("OPENAI_API_KEY", "sk-secret-openai-1"),
+    ("TWILIO_ACCOUNT_SID", "AC123"),
+    ("TWILIO_AUTH_TOKEN", "twilio-secret-token-1"),
+    ("ADMIN_TOKEN", "admin-secret-token-123456"),
+    ("PUBLIC_URL", "https://engine.example.com"),
+    (
+        "STREAM_TOKEN_SECRET",
+        "stream-secret-0123456789abcdef0123456789",
+    ),
+];
+
+fn load(pairs: &[(&str, &str)]) -> Result<config::Settings, config::ConfigError> {
+    config::load_from(Path::new("config"), &env(pairs), Purpose::Serve)
+}
+
+fn with(extra: &[(&'static str, &'static str)]) -> Vec<(&'static str, &'static str)> {
+    let mut all = COMPLETE.to_vec();
+    all.extend_from_slice(extra);
+    all
+}
+
+#[test]
+fn environment_overrides_files_which_override_defaults() {
+    // Arrange: test.toml sets port 0 and drain 2 over default.toml's 8080 and 20.
+    let files_only = load(&with(&[("APP_ENV", "test")])).unwrap();
+    // Act
+    let overridden = load(&with(&[
+        ("APP_ENV", "test"),
+        ("PORT", "1234"),
+        ("CALLVISOR__CALLS__DRAIN_SECONDS", "7"),
+    ]))
+    .unwrap();
+    // Assert
+    assert_eq!(files_only.app_env, AppEnv::Test);
+    assert_eq!(files_only.server.port, 0);
+    assert_eq!(files_only.calls.drain_seconds, 2);
+    assert_eq!(
+        files_only.calls.persistence_batch_size, 256,
+        "default.toml value"
+    );
+    assert_eq!(overridden.server.port, 1234);
+    assert_eq!(overridden.calls.drain_seconds, 7);
+}
+
+#[test]
+fn app_env_defaults_to_development() {
+    let settings = load(COMPLETE).unwrap();
+    assert_eq!(settings.app_env, AppEnv::Development);
+    assert_eq!(settings.server.port, 8080);
+}
+
+#[test]
+fn the_old_engines_names_keep_working() {
+    let defaults = load(COMPLETE).unwrap();
+    assert_eq!(defaults.openai.realtime_model, "gpt-realtime");
+    assert_eq!(defaults.openai.model_mini, "gpt-5-mini");
+
+    let settings = load(&with(&[
+        ("OPENAI_REALTIME_MODEL", "gpt-realtime-mini"),
+        ("OPENAI_MODEL_MINI", "gpt-5-nano"),
+        ("OPENAI_BASE_URL", "http://127.0.0.1:9001/v1"),
+        ("OPENAI_REALTIME_URL", "ws://127.0.0.1:9002/v1/realtime"),
+        ("TWILIO_API_BASE", "http://127.0.0.1:9003/2010-04-01"),
+        ("STRIPE_API_BASE", "http://127.0.0.1:9004"),
+        ("LOG_DIR", "/tmp/callvisor-logs"),
+        ("STRIPE_USAGE_PRICE_ID", "price_123"),
+    ]))
+    .unwrap();
+    assert_eq!(settings.openai.realtime_model, "gpt-realtime-mini");
+    assert_eq!(settings.openai.model_mini, "gpt-5-nano");
+    assert_eq!(settings.openai.base_url, "http://127.0.0.1:9001/v1");
+    assert_eq!(
+        settings.openai.realtime_url,
+        "ws://127.0.0.1:9002/v1/realtime"
+    );
+    assert_eq!(settings.twilio.api_base, "http://127.0.0.1:9003/2010-04-01");
+    assert_eq!(settings.stripe.api_base, "http://127.0.0.1:9004");
+    assert_eq!(settings.logging.dir.as_deref(), Some("/tmp/callvisor-logs"));
+    assert_eq!(settings.stripe.usage_price_id.as_deref(), Some("price_123"));
+    assert_eq!(settings.twilio.account_sid.as_deref(), Some("AC123"));
+    assert_eq!(
+        settings.openai.api_key.as_ref().map(|k| k.expose()),
+        Some("sk-secret-openai-1")
+    );
+}
+
+#[test]
+fn every_missing_or_malformed_setting_is_reported_at_once() {
+    // Arrange: production, nothing set, two malformed values.
+    let result = load(&[
+        ("APP_ENV", "production"),
+        ("PORT", "eighty"),
+        ("CALLVISOR__CALLS__DRAIN_SECONDS", "-1"),
+        ("OPENAI_REALTIME_URL", "https://not-a-websocket"),
+    ]);
+    // Act
+    let error = result.unwrap_err();
+    let message = error.to_string();
+    let variables: Vec<&str> = error.issues().iter().map(|i| i.variable.as_str()).collect();
+    // Assert: every one named, in one message.
+    for expected in [
+        "DATABASE_URL",
+        "OPENAI_API_KEY",
+        "TWILIO_ACCOUNT_SID",
+        "TWILIO_AUTH_TOKEN",
+        "PUBLIC_URL",
+        "ADMIN_TOKEN",
+        "STREAM_TOKEN_SECRET",
+        "PORT",
+        "CALLVISOR__CALLS__DRAIN_SECONDS",
+        "OPENAI_REALTIME_URL",
+    ] {
+        assert!(
+            variables.contains(&expected),
+            "{expected} missing from:\n{message}"
+        );
+        assert!(message.contains(expected));
+    }
+    assert!(message.contains("APP_ENV=production"));
+    // Features that are off require nothing.
+    assert!(!variables.contains(&"STRIPE_SECRET_KEY"), "{message}");
+    assert!(!variables.contains(&"OPENAI_WEBHOOK_SECRET"), "{message}");
+}
+
+#[test]
+fn only_enabled_features_are_required() {
+    let admin_off = load(&[
+        ("DATABASE_URL", "postgres://127.0.0.1/x"),
+        ("CALLVISOR__FEATURES__ADMIN", "false"),
+        ("CALLVISOR__FEATURES__TWILIO_VOICE", "false"),
+        ("CALLVISOR__FEATURES__SUMMARIES", "false"),
+    ]);
+    assert!(
+        admin_off.is_ok(),
+        "{:?}",
+        admin_off.err().map(|e| e.to_string())
+    );
+
+    let billing_on = load(&with(&[("CALLVISOR__FEATURES__BILLING", "true")])).unwrap_err();
+    let variables: Vec<&str> = billing_on
+        .issues()
+        .iter()
+        .map(|i| i.variable.as_str())
+        .collect();
+    assert_eq!(variables, ["STRIPE_SECRET_KEY", "STRIPE_WEBHOOK_SECRET"]);
+
+    // `migrate` needs the database alone.
+    let migrate = config::load_from(
+        Path::new("config"),
+        &env(&[
+            ("DATABASE_URL", "postgres://127.0.0.1/x"),
+            ("APP_ENV", "production"),
+        ]),
+        Purpose::Migrate,
+    );
+    assert!(
+        migrate.is_ok(),
+        "{:?}",
+        migrate.err().map(|e| e.to_string())
+    );
+}
+
+#[test]
+fn production_cannot_switch_signature_checks_off() {
+    let dev = load(&with(&[("CALLVISOR__SERVER__VERIFY_SIGNATURES", "false")])).unwrap();
+    assert!(!dev.server.verify_signatures);
+
+    let prod = load(&with(&[
+        ("APP_ENV", "production"),
+        ("CALLVISOR__SERVER__VERIFY_SIGNATURES", "false"),
+    ]))
+    .unwrap_err();
+    assert!(
+        prod.issues()
+            .iter()
+            .any(|i| i.variable == "CALLVISOR__SERVER__VERIFY_SIGNATURES"),
+        "{prod}"
+    );
+}
+
+#[test]
+fn unknown_settings_and_environments_are_errors_not_ignored() {
+    let error = load(&with(&[
+        ("APP_ENV", "staging"),
+        ("CALLVISOR__SERVER__PROT", "1"),
+    ]))
+    .unwrap_err();
+    let variables: Vec<&str> = error.issues().iter().map(|i| i.variable.as_str()).collect();
+    assert!(variables.contains(&"APP_ENV"), "{error}");
+    assert!(variables.contains(&"CALLVISOR__SERVER__PROT"), "{error}");
+}
+
+#[test]
+fn secrets_never_appear_in_debug_output_or_errors() {
+    let settings = load(&with(&[
+        ("OPENAI_WEBHOOK_SECRET", "whsec_webhook-secret-9"),
+        ("STRIPE_SECRET_KEY", "sk_live_stripe-secret-7"),
+    ]))
+    .unwrap();
+    let debug = format!("{settings:?}");
+    for secret in [
+        "db-password-42",
+        "sk-secret-openai-1",
+        "twilio-secret-token-1",
+        "admin-secret-token-123456",
+        "stream-secret-0123456789",
+        "webhook-secret-9",
+        "stripe-secret-7",
+    ] {
+        assert!(!debug.contains(secret), "{secret} leaked into Debug");
+    }
+    // A too-short secret is reported without its value.
+    let error = load(&with(&[("ADMIN_TOKEN", "short-secret")])).unwrap_err();
+    assert!(!error.to_string().contains("short-secret"), "{error}");
+}

@@ -1,0 +1,5 @@
+//! Shared test fixtures.
+
+pub mod app;
+pub mod db;
+pub mod proxy;

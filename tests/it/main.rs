@@ -1,0 +1,11 @@
+//! The single integration-test binary (one link, one place for helpers):
+//! every module is one feature, tested against a real PostgreSQL and real
+//! sockets on 127.0.0.1.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+mod helpers;
+
+mod config;
+mod constraints;
+mod health;
+mod migrations;
