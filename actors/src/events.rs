@@ -20,3 +20,67 @@ pub const MIGRATIONS_APPLIED: &str = "MIGRATIONS_APPLIED";
 pub const SHUTDOWN_STARTED: &str = "SHUTDOWN_STARTED";
 /// Everything is flushed; the process exits.
 pub const SHUTDOWN_COMPLETE: &str = "SHUTDOWN_COMPLETE";
+
+// Calls.
+/// A call's actor started (its stream was accepted).
+pub const CALL_STARTED: &str = "CALL_STARTED";
+/// A call's record is written.
+pub const CALL_ENDED: &str = "CALL_ENDED";
+/// The voice webhook refused a call (unknown number, unsubscribed, over limit, bad signature).
+pub const CALL_REJECTED: &str = "CALL_REJECTED";
+/// A call's plan could not be loaded; the call ends.
+pub const CALL_SETUP_FAILED: &str = "CALL_SETUP_FAILED";
+/// A call's record could not be written after retries (the status callback will).
+pub const CALL_FINISH_FAILED: &str = "CALL_FINISH_FAILED";
+/// The caller pressed a key.
+pub const CALL_DTMF: &str = "CALL_DTMF";
+/// The caller heard the apology (the agent was unreachable).
+pub const CALL_APOLOGY: &str = "CALL_APOLOGY";
+/// The apology could not be requested.
+pub const CALL_APOLOGY_FAILED: &str = "CALL_APOLOGY_FAILED";
+/// The call was handed to a human.
+pub const CALL_TRANSFERRED: &str = "CALL_TRANSFERRED";
+/// A transfer was asked for and failed.
+pub const CALL_TRANSFER_FAILED: &str = "CALL_TRANSFER_FAILED";
+/// A transfer was asked for but the tenant has no hand-off number.
+pub const TRANSFER_UNAVAILABLE: &str = "TRANSFER_UNAVAILABLE";
+/// The agent called a tool.
+pub const TOOL_CALLED: &str = "TOOL_CALLED";
+/// The caller spoke over the agent: playback cleared, answer truncated.
+pub const BARGE_IN: &str = "BARGE_IN";
+/// Caller audio could not be held any longer and was dropped.
+pub const AUDIO_DROPPED: &str = "AUDIO_DROPPED";
+
+// The Twilio socket.
+/// A media stream was refused (bad token, draining, ...); nothing opened upstream.
+pub const STREAM_REJECTED: &str = "STREAM_REJECTED";
+/// A second socket for a live call replaced the first.
+pub const STREAM_REPLACED: &str = "STREAM_REPLACED";
+/// A Twilio frame could not be parsed; skipped.
+pub const TWILIO_FRAME_INVALID: &str = "TWILIO_FRAME_INVALID";
+/// A Twilio socket went silent and was closed.
+pub const TWILIO_IDLE_TIMEOUT: &str = "TWILIO_IDLE_TIMEOUT";
+
+// The Realtime connection.
+/// Connected to the Realtime API.
+pub const REALTIME_CONNECTED: &str = "REALTIME_CONNECTED";
+/// The session is configured; audio flows.
+pub const REALTIME_READY: &str = "REALTIME_READY";
+/// The connection failed or dropped.
+pub const REALTIME_CLOSED: &str = "REALTIME_CLOSED";
+/// Reconnecting within the restart budget.
+pub const REALTIME_RECONNECTING: &str = "REALTIME_RECONNECTING";
+/// Over the restart budget: the call gives up on the agent.
+pub const REALTIME_FAILED: &str = "REALTIME_FAILED";
+/// The API sent an `error` event.
+pub const REALTIME_ERROR: &str = "REALTIME_ERROR";
+/// A Realtime event could not be parsed; skipped.
+pub const REALTIME_EVENT_INVALID: &str = "REALTIME_EVENT_INVALID";
+
+// Persistence and shutdown.
+/// A transcript batch could not be written; it is kept and retried.
+pub const PERSISTENCE_RETRY: &str = "PERSISTENCE_RETRY";
+/// Draining began: no new calls.
+pub const DRAIN_STARTED: &str = "DRAIN_STARTED";
+/// Draining finished.
+pub const DRAIN_FINISHED: &str = "DRAIN_FINISHED";

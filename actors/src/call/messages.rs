@@ -1,0 +1,165 @@
+//! What a call's actors say to each other. Each message is an enum of
+//! named-field variants, one enum per direction, so each actor exposes a
+//! single `Recipient` per peer: commands are verbs, reports past events.
+
+use actix::prelude::*;
+use bytestring::ByteString;
+
+use crate::ports::EndReason;
+
+/// Identifies one Twilio socket, so a call replaced by a newer socket ignores
+/// the old one's last words.
+pub type SocketId = u64;
+
+/// Reports from the Twilio socket to its call.
+#[derive(Debug, Message)]
+#[rtype(result = "()")]
+pub enum FromTwilio {
+    /// 20 ms of caller audio: base64 μ-law, a slice of the received frame (not a copy).
+    Audio {
+        /// The base64 text as Twilio sent it.
+        payload: ByteString,
+    },
+    /// Twilio played (or cleared) everything queued before this mark.
+    MarkPlayed {
+        /// The mark's name as we sent it.
+        name: ByteString,
+    },
+    /// The caller pressed a key.
+    Dtmf {
+        /// The key.
+        digit: String,
+    },
+    /// Twilio sent `stop`: the call is over or was redirected.
+    Stopped {
+        /// Which socket.
+        socket: SocketId,
+    },
+    /// The socket closed (after `stop`, or lost without one).
+    SocketClosed {
+        /// Which socket.
+        socket: SocketId,
+    },
+}
+
+/// Commands from a call to its Twilio socket.
+#[derive(Debug, Message)]
+#[rtype(result = "()")]
+pub enum ToTwilio {
+    /// Play this agent audio, then send mark `m<mark>` (both in one flush).
+    Audio {
+        /// Base64 μ-law, forwarded untouched.
+        payload: ByteString,
+        /// The mark number to send after it.
+        mark: u64,
+    },
+    /// Drop whatever is queued and unplayed (barge-in).
+    Clear,
+    /// Close the socket; the call is over on our side.
+    Close,
+}
+
+/// Reports from a Realtime connection to its call. `generation` tells events
+/// of a replaced connection from the current one's.
+#[derive(Debug, Message)]
+#[rtype(result = "()")]
+pub struct FromRealtime {
+    /// Which connection of this call (1 for the first, +1 per reconnect).
+    pub generation: u32,
+    /// What happened.
+    pub event: RealtimeEvent,
+}
+
+/// What a Realtime connection reports.
+#[derive(Debug)]
+pub enum RealtimeEvent {
+    /// `session.updated`: configured; caller audio now flows.
+    Ready,
+    /// A chunk of the agent's answer.
+    AgentAudio {
+        /// The assistant item it belongs to.
+        item_id: ByteString,
+        /// Base64 μ-law, a slice of the received frame.
+        payload: ByteString,
+    },
+    /// The caller started speaking (server VAD).
+    SpeechStarted,
+    /// The caller's words, transcribed.
+    UserTranscript {
+        /// The text.
+        text: String,
+    },
+    /// The agent's words, transcribed.
+    AgentTranscript {
+        /// The text.
+        text: String,
+    },
+    /// The agent called a tool.
+    ToolCall {
+        /// Echoed back with the output.
+        call_id: String,
+        /// Which tool.
+        name: String,
+        /// JSON object as text.
+        arguments: String,
+    },
+    /// The API reported an error event (the session goes on).
+    Error {
+        /// The API's message.
+        message: String,
+    },
+    /// The connection failed to open or dropped; not sent when we closed it.
+    Closed {
+        /// Why, for the log.
+        reason: String,
+    },
+}
+
+/// Commands from a call to its Realtime connection.
+#[derive(Debug, Message)]
+#[rtype(result = "()")]
+pub enum ToRealtime {
+    /// Caller audio for `input_audio_buffer.append` (held until the session is configured).
+    Audio {
+        /// Base64 μ-law, forwarded untouched.
+        payload: ByteString,
+    },
+    /// The caller heard only `audio_end_ms` of `item_id`.
+    Truncate {
+        /// The assistant item.
+        item_id: ByteString,
+        /// Milliseconds heard.
+        audio_end_ms: u64,
+    },
+    /// A tool's result; `respond` asks the agent to go on speaking.
+    ToolOutput {
+        /// From the tool call.
+        call_id: String,
+        /// JSON text.
+        output: String,
+        /// Send `response.create` after it.
+        respond: bool,
+    },
+    /// Close the connection (the call is ending); no `Closed` report follows.
+    Close,
+}
+
+/// Commands from the supervisor to a call.
+#[derive(Debug, Message)]
+#[rtype(result = "()")]
+pub enum CallCommand {
+    /// A newer Twilio socket took over this call (network hand-over).
+    ReplaceTwilio {
+        /// The new socket's recipient.
+        twilio: Recipient<ToTwilio>,
+        /// The new socket's id.
+        socket: SocketId,
+    },
+    /// End the call now.
+    End {
+        /// Why.
+        reason: EndReason,
+    },
+    /// Hand the caller to a human (admin request).
+    Transfer,
+}

@@ -1,0 +1,430 @@
+//! CallActor: one call's state machine.
+//!
+//! It owns the call's [`RealtimeActor`] and talks to its Twilio socket through
+//! a recipient. It forwards caller audio upstream and agent audio downstream
+//! (marking every chunk), keeps the barge-in bookkeeping, records the
+//! transcript, runs tool calls, reconnects the agent within a restart budget,
+//! and runs the end-of-call sequence exactly once: flush the transcript,
+//! write the call's record, tell the supervisor, stop.
+//!
+//! Supervision: a work unit with an *auto-shutdown on a significant child*:
+//! when the Twilio socket ends, the call ends. The RealtimeActor is
+//! *transient* (restarted within [`RestartBudget`]); over budget, the caller
+//! hears an apology and the call ends cleanly. The actor is built around
+//! messages, not around a socket, so other channels can drive it.
+
+pub mod barge_in;
+pub mod messages;
+pub mod phase;
+pub mod restart;
+mod tools;
+
+use std::sync::Arc;
+use std::time::Instant;
+
+use actix::prelude::*;
+use bytestring::ByteString;
+use chrono::{DateTime, Utc};
+
+use crate::events;
+use crate::ids::{CallSid, TenantId};
+use crate::persistence::{AppendSegment, Flush, PersistenceActor};
+use crate::ports::{CallDeps, CallEnd, CallPlan, EndReason, Role, Segment};
+use crate::realtime::{Opening, RealtimeActor};
+use crate::supervisor::messages::CallEnded;
+use barge_in::Playback;
+use messages::{
+    CallCommand, FromRealtime, FromTwilio, RealtimeEvent, SocketId, ToRealtime, ToTwilio,
+};
+use phase::CallPhase;
+use restart::RestartBudget;
+
+/// Attempts at writing the call's record before leaving it to the status callback.
+const FINISH_ATTEMPTS: u32 = 5;
+
+/// One live call.
+pub struct CallActor {
+    actor_id: u64,
+    call_sid: CallSid,
+    tenant_id: TenantId,
+    deps: CallDeps,
+    persistence: Addr<PersistenceActor>,
+    supervisor: Recipient<CallEnded>,
+    twilio: Recipient<ToTwilio>,
+    socket: SocketId,
+    phase: CallPhase,
+    plan: Option<Arc<CallPlan>>,
+    realtime: Option<Addr<RealtimeActor>>,
+    generation: u32,
+    /// Caller audio that arrived before the agent's connection existed.
+    early_audio: Vec<ByteString>,
+    playback: Playback,
+    /// What was said so far, for reconnects (the sink has it too).
+    transcript: Vec<(Role, String)>,
+    budget: RestartBudget,
+    started_at: DateTime<Utc>,
+    started: Instant,
+    transferred_to: Option<String>,
+    /// The agent asked to end the call: end once its last words have played.
+    end_after_playback: bool,
+}
+
+impl CallActor {
+    /// A call reporting to `supervisor`, writing through `persistence`.
+    #[allow(clippy::too_many_arguments)]
+    pub fn new(
+        actor_id: u64,
+        call_sid: CallSid,
+        tenant_id: TenantId,
+        deps: CallDeps,
+        persistence: Addr<PersistenceActor>,
+        supervisor: Recipient<CallEnded>,
+        twilio: Recipient<ToTwilio>,
+        socket: SocketId,
+    ) -> Self {
+        let budget = RestartBudget::new(deps.tuning.max_reconnects, deps.tuning.reconnect_window);
+        Self {
+            actor_id,
+            call_sid,
+            tenant_id,
+            deps,
+            persistence,
+            supervisor,
+            twilio,
+            socket,
+            phase: CallPhase::Connecting,
+            plan: None,
+            realtime: None,
+            generation: 0,
+            early_audio: Vec::new(),
+            playback: Playback::default(),
+            transcript: Vec::new(),
+            budget,
+            started_at: Utc::now(),
+            started: Instant::now(),
+            transferred_to: None,
+            end_after_playback: false,
+        }
+    }
+
+    /// Opens a Realtime connection (the first, or a replacement).
+    fn open_realtime(&mut self, ctx: &mut Context<Self>, opening: Opening) {
+        let Some(plan) = &self.plan else { return };
+        self.generation += 1;
+        let actor = RealtimeActor::new(
+            self.call_sid.clone(),
+            self.deps.realtime.clone(),
+            plan.session.clone(),
+            opening,
+            ctx.address().recipient(),
+            self.generation,
+            self.deps.tuning.connect_timeout,
+            self.deps.tuning.max_buffered_frames,
+        )
+        .start();
+        for payload in self.early_audio.drain(..) {
+            actor.do_send(ToRealtime::Audio { payload });
+        }
+        self.realtime = Some(actor);
+    }
+
+    fn record(&mut self, role: Role, text: String) {
+        if text.trim().is_empty() {
+            return;
+        }
+        let segment = Segment {
+            call_sid: self.call_sid.clone(),
+            seq: self.transcript.len() as u32,
+            role,
+            text: text.clone(),
+            at: Utc::now(),
+        };
+        self.transcript.push((role, text));
+        self.persistence.do_send(AppendSegment { segment });
+    }
+
+    fn on_realtime(&mut self, event: RealtimeEvent, ctx: &mut Context<Self>) {
+        match event {
+            RealtimeEvent::AgentAudio { item_id, payload } => {
+                if self.phase.is_ending() {
+                    return;
+                }
+                let mark = self.playback.audio_sent(&item_id, &payload);
+                self.twilio.do_send(ToTwilio::Audio { payload, mark });
+            }
+            RealtimeEvent::SpeechStarted => {
+                if let Some(cut) = self.playback.speech_started() {
+                    // Clear first: the caller must stop hearing the agent at once.
+                    self.twilio.do_send(ToTwilio::Clear);
+                    log::info!(
+                        "{} call_sid={} tenant={} item_id={} audio_end_ms={}",
+                        events::BARGE_IN,
+                        self.call_sid,
+                        self.tenant_id,
+                        cut.item_id,
+                        cut.audio_end_ms
+                    );
+                    if let Some(rt) = &self.realtime {
+                        rt.do_send(ToRealtime::Truncate {
+                            item_id: cut.item_id,
+                            audio_end_ms: cut.audio_end_ms,
+                        });
+                    }
+                }
+            }
+            RealtimeEvent::Ready => {
+                if self.phase == CallPhase::Connecting {
+                    self.phase = CallPhase::Talking;
+                }
+            }
+            RealtimeEvent::UserTranscript { text } => self.record(Role::User, text),
+            RealtimeEvent::AgentTranscript { text } => self.record(Role::Assistant, text),
+            RealtimeEvent::ToolCall {
+                call_id,
+                name,
+                arguments,
+            } => self.on_tool_call(call_id, name, arguments, ctx),
+            RealtimeEvent::Error { .. } => {}
+            RealtimeEvent::Closed { reason } => self.on_upstream_closed(reason, ctx),
+        }
+    }
+
+    fn on_upstream_closed(&mut self, reason: String, ctx: &mut Context<Self>) {
+        self.realtime = None;
+        if self.phase.is_ending() {
+            return;
+        }
+        match self.budget.try_take(Instant::now()) {
+            Some(attempt) => {
+                let delay = RestartBudget::backoff(attempt);
+                log::warn!(
+                    "{} call_sid={} tenant={} attempt={attempt} delay_ms={} reason={reason:?}",
+                    events::REALTIME_RECONNECTING,
+                    self.call_sid,
+                    self.tenant_id,
+                    delay.as_millis()
+                );
+                ctx.run_later(delay, |act, ctx| {
+                    if act.phase.is_ending() || act.realtime.is_some() {
+                        return;
+                    }
+                    let turns = act.transcript.clone();
+                    act.open_realtime(ctx, Opening::Restore(turns));
+                });
+            }
+            None => {
+                log::error!(
+                    "{} call_sid={} tenant={} reason={reason:?}",
+                    events::REALTIME_FAILED,
+                    self.call_sid,
+                    self.tenant_id
+                );
+                self.apologise_and_end(ctx);
+            }
+        }
+    }
+
+    /// The agent cannot be reached: the caller hears an apology, the call ends.
+    fn apologise_and_end(&mut self, ctx: &mut Context<Self>) {
+        let apology = self
+            .plan
+            .as_ref()
+            .map(|p| p.apology.clone())
+            .unwrap_or_else(|| {
+                "We are sorry, we cannot take your call right now. Please call again later."
+                    .to_owned()
+            });
+        let control = self.deps.control.clone();
+        let call_sid = self.call_sid.clone();
+        let tenant = self.tenant_id.clone();
+        // Detached: the apology must be asked for even though this actor stops.
+        actix_rt::spawn(async move {
+            match control.say_and_hang_up(&call_sid, &apology).await {
+                Ok(()) => log::info!(
+                    "{} call_sid={call_sid} tenant={tenant}",
+                    events::CALL_APOLOGY
+                ),
+                Err(e) => log::error!(
+                    "{} call_sid={call_sid} tenant={tenant} error={:?}",
+                    events::CALL_APOLOGY_FAILED,
+                    e.to_string()
+                ),
+            }
+        });
+        self.end(EndReason::UpstreamFailed, ctx);
+    }
+
+    /// The end-of-call sequence; runs once whatever triggers it.
+    fn end(&mut self, reason: EndReason, ctx: &mut Context<Self>) {
+        if self.phase.is_ending() {
+            return;
+        }
+        self.phase = CallPhase::Ending;
+        let reason = match (reason, &self.transferred_to) {
+            (EndReason::TwilioStopped | EndReason::SocketLost, Some(_)) => EndReason::Transferred,
+            _ => reason,
+        };
+        if let Some(rt) = self.realtime.take() {
+            rt.do_send(ToRealtime::Close);
+        }
+        if !matches!(reason, EndReason::TwilioStopped | EndReason::SocketLost) {
+            self.twilio.do_send(ToTwilio::Close);
+        }
+        let end = CallEnd {
+            call_sid: self.call_sid.clone(),
+            tenant_id: self.tenant_id.clone(),
+            started_at: self.started_at,
+            ended_at: Utc::now(),
+            reason,
+            transferred_to: self.transferred_to.clone(),
+            segments: self.transcript.len(),
+        };
+        let flush = self.persistence.send(Flush);
+        let store = self.deps.store.clone();
+        let work = async move {
+            // Everything said is written before the record that summarises it.
+            let _ = flush.await;
+            let mut attempt = 1;
+            loop {
+                match store.finish_call(end.clone()).await {
+                    Ok(()) => return Ok(end),
+                    Err(e) if attempt >= FINISH_ATTEMPTS => return Err((end, e)),
+                    Err(_) => {
+                        actix_rt::time::sleep(RestartBudget::backoff(attempt)).await;
+                        attempt += 1;
+                    }
+                }
+            }
+        };
+        ctx.spawn(work.into_actor(self).map(|result, act, ctx| {
+            match result {
+                Ok(end) => log::info!(
+                    "{} call_sid={} tenant={} reason={} duration_ms={} segments={}",
+                    events::CALL_ENDED,
+                    act.call_sid,
+                    act.tenant_id,
+                    end.reason.as_str(),
+                    act.started.elapsed().as_millis(),
+                    end.segments
+                ),
+                Err((end, e)) => log::error!(
+                    "{} call_sid={} tenant={} reason={} error={:?}",
+                    events::CALL_FINISH_FAILED,
+                    act.call_sid,
+                    act.tenant_id,
+                    end.reason.as_str(),
+                    e.to_string()
+                ),
+            }
+            act.phase = CallPhase::Ended;
+            act.supervisor.do_send(CallEnded {
+                call_sid: act.call_sid.clone(),
+                actor_id: act.actor_id,
+            });
+            ctx.stop();
+        }));
+    }
+}
+
+impl Actor for CallActor {
+    type Context = Context<Self>;
+
+    fn started(&mut self, ctx: &mut Self::Context) {
+        // Audio arrives every 20 ms from two sides; never refuse it.
+        ctx.set_mailbox_capacity(usize::MAX);
+        log::info!(
+            "{} call_sid={} tenant={}",
+            events::CALL_STARTED,
+            self.call_sid,
+            self.tenant_id
+        );
+        let load = self.deps.store.load_plan(&self.call_sid, &self.tenant_id);
+        ctx.spawn(load.into_actor(self).map(|result, act, ctx| match result {
+            Ok(plan) => {
+                act.plan = Some(Arc::new(plan));
+                if !act.phase.is_ending() {
+                    act.open_realtime(ctx, Opening::Greet);
+                }
+            }
+            Err(e) => {
+                log::error!(
+                    "{} call_sid={} tenant={} error={:?}",
+                    events::CALL_SETUP_FAILED,
+                    act.call_sid,
+                    act.tenant_id,
+                    e.to_string()
+                );
+                act.end(EndReason::SetupFailed, ctx);
+            }
+        }));
+    }
+}
+
+impl Handler<FromTwilio> for CallActor {
+    type Result = ();
+
+    fn handle(&mut self, msg: FromTwilio, ctx: &mut Self::Context) {
+        match msg {
+            FromTwilio::Audio { payload } => match &self.realtime {
+                Some(rt) => rt.do_send(ToRealtime::Audio { payload }),
+                None if self.phase.is_ending() => {}
+                None if self.early_audio.len() < self.deps.tuning.max_buffered_frames => {
+                    self.early_audio.push(payload)
+                }
+                None => {}
+            },
+            FromTwilio::MarkPlayed { name } => {
+                if let Some(mark) = Playback::parse_mark(&name) {
+                    self.playback.mark_played(mark);
+                }
+                if self.end_after_playback && self.playback.is_idle() {
+                    self.end(EndReason::AgentEnded, ctx);
+                }
+            }
+            FromTwilio::Dtmf { digit } => {
+                log::info!(
+                    "{} call_sid={} digit={digit}",
+                    events::CALL_DTMF,
+                    self.call_sid
+                );
+            }
+            FromTwilio::Stopped { socket } if socket == self.socket => {
+                self.end(EndReason::TwilioStopped, ctx)
+            }
+            FromTwilio::SocketClosed { socket } if socket == self.socket => {
+                self.end(EndReason::SocketLost, ctx)
+            }
+            // From a socket that was replaced: not this call's end.
+            FromTwilio::Stopped { .. } | FromTwilio::SocketClosed { .. } => {}
+        }
+    }
+}
+
+impl Handler<FromRealtime> for CallActor {
+    type Result = ();
+
+    fn handle(&mut self, msg: FromRealtime, ctx: &mut Self::Context) {
+        // A replaced connection's late events are not this conversation's.
+        if msg.generation == self.generation {
+            self.on_realtime(msg.event, ctx);
+        }
+    }
+}
+
+impl Handler<CallCommand> for CallActor {
+    type Result = ();
+
+    fn handle(&mut self, msg: CallCommand, ctx: &mut Self::Context) {
+        match msg {
+            CallCommand::ReplaceTwilio { twilio, socket } => {
+                let old = std::mem::replace(&mut self.twilio, twilio);
+                self.socket = socket;
+                old.do_send(ToTwilio::Close);
+                // The new socket has played nothing of ours.
+                self.playback = Playback::default();
+            }
+            CallCommand::End { reason } => self.end(reason, ctx),
+            CallCommand::Transfer => self.transfer(None, ctx),
+        }
+    }
+}

@@ -1,0 +1,254 @@
+//! What the actors need from the outside world, as small traits the service
+//! crate implements (with PostgreSQL, Twilio REST, ...). The actors never name
+//! a database or HTTP type; tests implement these with in-memory probes.
+//!
+//! Implementations are shared by every worker thread (`Send + Sync`), while the
+//! futures they return run on the calling actor's thread (`LocalBoxFuture`), so
+//! they may use per-thread clients such as awc's.
+
+use std::sync::Arc;
+
+use chrono::{DateTime, Utc};
+use futures_util::future::LocalBoxFuture;
+
+use crate::ids::{CallSid, TenantId};
+use crate::protocol::realtime::SessionConfig;
+
+/// A future returned by a port.
+pub type PortFuture<T> = LocalBoxFuture<'static, T>;
+
+/// A port's failure, already worded for a log line (never holds a secret).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{0}")]
+pub struct PortError(pub String);
+
+/// Everything a call needs from its tenant's configuration.
+#[derive(Debug, Clone)]
+pub struct CallPlan {
+    /// The call.
+    pub call_sid: CallSid,
+    /// Its tenant.
+    pub tenant_id: TenantId,
+    /// Who called (E.164 when known).
+    pub caller: Option<String>,
+    /// The number called.
+    pub recipient: Option<String>,
+    /// The Realtime session: prompt, greeting, voice, language, tools.
+    pub session: SessionConfig,
+    /// Where `transfer_to_human` sends the caller; `None` means the agent says it cannot.
+    pub handoff_number: Option<String>,
+    /// What the caller hears if the agent cannot be reached, in their language.
+    pub apology: String,
+}
+
+/// Who said a transcript segment.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Role {
+    /// The caller.
+    User,
+    /// The agent.
+    Assistant,
+}
+
+impl Role {
+    /// The name stored in `transcript_segments.role` and `call_logs.transcript`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::User => "user",
+            Self::Assistant => "assistant",
+        }
+    }
+}
+
+/// One thing said during a call.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Segment {
+    /// The call.
+    pub call_sid: CallSid,
+    /// Position in the call's transcript, from 0.
+    pub seq: u32,
+    /// Who said it.
+    pub role: Role,
+    /// What was said.
+    pub text: String,
+    /// When the transcript of it was complete.
+    pub at: DateTime<Utc>,
+}
+
+/// Why a call ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum EndReason {
+    /// Twilio sent `stop` (the caller hung up or the call was redirected).
+    TwilioStopped,
+    /// The media socket closed without `stop`.
+    SocketLost,
+    /// The agent called `end_call`.
+    AgentEnded,
+    /// An operator hung up (admin API) or a final status callback arrived.
+    HungUp,
+    /// The call was handed to a human.
+    Transferred,
+    /// The agent could not be reached; the caller heard an apology.
+    UpstreamFailed,
+    /// The instance was shutting down and the drain time ran out.
+    Shutdown,
+    /// The call's configuration could not be loaded.
+    SetupFailed,
+}
+
+impl EndReason {
+    /// The name stored in `call_logs.end_reason` and logged.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::TwilioStopped => "twilio_stop",
+            Self::SocketLost => "socket_lost",
+            Self::AgentEnded => "agent_ended",
+            Self::HungUp => "hung_up",
+            Self::Transferred => "transferred",
+            Self::UpstreamFailed => "upstream_failed",
+            Self::Shutdown => "shutdown",
+            Self::SetupFailed => "setup_failed",
+        }
+    }
+}
+
+/// A finished call, handed to [`CallStore::finish_call`] once.
+#[derive(Debug, Clone)]
+pub struct CallEnd {
+    /// The call.
+    pub call_sid: CallSid,
+    /// Its tenant.
+    pub tenant_id: TenantId,
+    /// When the media stream started.
+    pub started_at: DateTime<Utc>,
+    /// When it ended.
+    pub ended_at: DateTime<Utc>,
+    /// Why.
+    pub reason: EndReason,
+    /// Where the call was transferred, if it was.
+    pub transferred_to: Option<String>,
+    /// Segments said, in order (also already in the transcript sink).
+    pub segments: usize,
+}
+
+/// Call records: the plan when a call starts, the record when it ends.
+pub trait CallStore: Send + Sync {
+    /// Loads what a call needs. Fails for an unknown or unsubscribed tenant.
+    fn load_plan(
+        &self,
+        call_sid: &CallSid,
+        tenant: &TenantId,
+    ) -> PortFuture<Result<CallPlan, PortError>>;
+    /// Writes the end of a call (idempotent: a second call for one CallSid changes nothing).
+    fn finish_call(&self, end: CallEnd) -> PortFuture<Result<(), PortError>>;
+}
+
+/// Where transcript segments go, a batch at a time.
+pub trait TranscriptSink: Send + Sync {
+    /// Writes a batch in one statement. Idempotent per (call, seq), so a retry is safe.
+    fn write(&self, batch: Vec<Segment>) -> PortFuture<Result<(), PortError>>;
+}
+
+/// A tool call from the agent that the service carries out (reservations, ...).
+#[derive(Debug, Clone)]
+pub struct ToolCall {
+    /// The call it came from.
+    pub call_sid: CallSid,
+    /// Its tenant.
+    pub tenant_id: TenantId,
+    /// The caller's number, when known.
+    pub caller: Option<String>,
+    /// The tool's name.
+    pub name: String,
+    /// Its arguments, a JSON object as text (as the model sent it).
+    pub arguments: String,
+}
+
+/// Runs data tools; call-control tools (`transfer_to_human`, `end_call`) are the CallActor's.
+pub trait ToolRunner: Send + Sync {
+    /// Runs a tool; the result is the JSON text returned to the model.
+    fn run(&self, call: ToolCall) -> PortFuture<String>;
+}
+
+/// Acts on the live phone call through the carrier (Twilio REST).
+pub trait CallControl: Send + Sync {
+    /// Replaces the call's instructions with a spoken message and a hang-up.
+    fn say_and_hang_up(&self, call_sid: &CallSid, text: &str) -> PortFuture<Result<(), PortError>>;
+    /// Redirects the call to a human (`<Dial>`), showing `caller_id`.
+    fn transfer(
+        &self,
+        call_sid: &CallSid,
+        to: &str,
+        caller_id: Option<&str>,
+    ) -> PortFuture<Result<(), PortError>>;
+    /// Hangs the call up.
+    fn hang_up(&self, call_sid: &CallSid) -> PortFuture<Result<(), PortError>>;
+}
+
+/// Checks a media stream's token before anything is opened for it.
+pub trait StreamAuthority: Send + Sync {
+    /// Ok when `token` was issued for this CallSid and tenant and has not expired.
+    fn check(&self, token: &str, call_sid: &str, tenant_id: &str) -> Result<(), String>;
+}
+
+/// Where the Realtime API is and how to reach it.
+#[derive(Clone)]
+pub struct RealtimeEndpoint {
+    /// `wss://…/v1/realtime` (the model is added as `?model=`).
+    pub url: String,
+    /// `Bearer` credential.
+    pub api_key: Arc<str>,
+}
+
+impl std::fmt::Debug for RealtimeEndpoint {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RealtimeEndpoint")
+            .field("url", &self.url)
+            .field("api_key", &"[REDACTED]")
+            .finish()
+    }
+}
+
+/// Everything a call's actors are given at start: the ports and the settings.
+#[derive(Clone)]
+pub struct CallDeps {
+    /// Call records.
+    pub store: Arc<dyn CallStore>,
+    /// Data tools.
+    pub tools: Arc<dyn ToolRunner>,
+    /// The carrier.
+    pub control: Arc<dyn CallControl>,
+    /// Stream tokens.
+    pub authority: Arc<dyn StreamAuthority>,
+    /// The Realtime API.
+    pub realtime: RealtimeEndpoint,
+    /// Tunables.
+    pub tuning: CallTuning,
+}
+
+/// Tunables of a call (configuration, with sane defaults).
+#[derive(Debug, Clone)]
+pub struct CallTuning {
+    /// Reconnects allowed within `reconnect_window`.
+    pub max_reconnects: u32,
+    /// The window of the reconnect budget.
+    pub reconnect_window: std::time::Duration,
+    /// How long one Realtime connection attempt may take.
+    pub connect_timeout: std::time::Duration,
+    /// A Twilio socket silent this long is dead (Twilio sends media every 20 ms).
+    pub twilio_idle_timeout: std::time::Duration,
+    /// Caller frames kept while the agent is not reachable yet (20 ms each).
+    pub max_buffered_frames: usize,
+}
+
+impl Default for CallTuning {
+    fn default() -> Self {
+        Self {
+            max_reconnects: 3,
+            reconnect_window: std::time::Duration::from_secs(60),
+            connect_timeout: std::time::Duration::from_secs(5),
+            twilio_idle_timeout: std::time::Duration::from_secs(10),
+            max_buffered_frames: 1500,
+        }
+    }
+}

@@ -1,0 +1,380 @@
+//! RealtimeActor: one OpenAI Realtime WebSocket (awc client), and nothing else.
+//!
+//! It opens the socket, configures the session (`session.update`, then the
+//! greeting, or the conversation so far when it replaces a dropped
+//! connection), forwards caller audio as `input_audio_buffer.append` once the
+//! session is configured (audio that arrives earlier is held, never sent in
+//! the default format nor dropped), and reports what the API says to its call
+//! as typed [`RealtimeEvent`]s. Audio is base64 text both ways, sliced out of
+//! the received frame and never decoded.
+//!
+//! Supervision: *transient*. When the socket fails to open or drops, it
+//! reports [`RealtimeEvent::Closed`] once and stops; the CallActor decides
+//! whether to start a new one (its restart budget). awc is per-thread, so the
+//! actor lives on its call's worker thread.
+
+mod session;
+
+use std::borrow::Cow;
+use std::time::Duration;
+
+use actix::io::{SinkWrite, WriteHandler};
+use actix::prelude::*;
+use actix_codec::Framed;
+use awc::error::WsProtocolError;
+use awc::ws::{CloseCode, CloseReason, Codec, Frame, Message};
+use awc::BoxedSocket;
+use bytestring::ByteString;
+use futures_util::stream::{SplitSink, StreamExt};
+
+use crate::call::messages::{FromRealtime, RealtimeEvent, ToRealtime};
+use crate::events;
+use crate::ids::CallSid;
+use crate::ports::{RealtimeEndpoint, Role};
+use crate::protocol::realtime::{self as rt, ServerEvent, SessionConfig, MAX_REALTIME_FRAME_BYTES};
+
+pub use session::realtime_url;
+
+type WsSink = SplitSink<Framed<BoxedSocket, Codec>, Message>;
+
+/// How the connection starts: a new conversation, or one restored after a drop.
+#[derive(Debug, Clone)]
+pub enum Opening {
+    /// First connection of the call: the agent greets the caller.
+    Greet,
+    /// A replacement: the conversation so far is given back as context.
+    Restore(Vec<(Role, String)>),
+}
+
+/// One Realtime session of one call.
+pub struct RealtimeActor {
+    call_sid: CallSid,
+    endpoint: RealtimeEndpoint,
+    session: SessionConfig,
+    opening: Opening,
+    owner: Recipient<FromRealtime>,
+    generation: u32,
+    connect_timeout: Duration,
+    max_pending: usize,
+    sink: Option<SinkWrite<Message, WsSink>>,
+    /// `session.updated` arrived: appends may flow.
+    ready: bool,
+    /// Caller audio held until the session is configured.
+    pending: Vec<ByteString>,
+    /// Reused for every outgoing event.
+    buf: String,
+    /// We closed it: no `Closed` report.
+    closing: bool,
+    reported: bool,
+}
+
+impl RealtimeActor {
+    /// A connection for `call_sid`, reporting to `owner` with `generation`.
+    #[allow(clippy::too_many_arguments)]
+    pub fn new(
+        call_sid: CallSid,
+        endpoint: RealtimeEndpoint,
+        session: SessionConfig,
+        opening: Opening,
+        owner: Recipient<FromRealtime>,
+        generation: u32,
+        connect_timeout: Duration,
+        max_pending: usize,
+    ) -> Self {
+        Self {
+            call_sid,
+            endpoint,
+            session,
+            opening,
+            owner,
+            generation,
+            connect_timeout,
+            max_pending,
+            sink: None,
+            ready: false,
+            pending: Vec::new(),
+            buf: String::with_capacity(512),
+            closing: false,
+            reported: false,
+        }
+    }
+
+    fn report(&self, event: RealtimeEvent) {
+        self.owner.do_send(FromRealtime {
+            generation: self.generation,
+            event,
+        });
+    }
+
+    fn report_closed(&mut self, reason: String) {
+        if self.closing || self.reported {
+            return;
+        }
+        self.reported = true;
+        log::warn!(
+            "{} call_sid={} generation={} reason={reason:?}",
+            events::REALTIME_CLOSED,
+            self.call_sid,
+            self.generation
+        );
+        self.report(RealtimeEvent::Closed { reason });
+    }
+
+    /// Sends what is in `buf` as one text frame.
+    fn send_buf(&mut self) {
+        let text = ByteString::from(self.buf.as_str());
+        if let Some(sink) = &mut self.sink {
+            if sink.write(Message::Text(text)).is_err() {
+                log::debug!("REALTIME_WRITE_AFTER_CLOSE call_sid={}", self.call_sid);
+            }
+        }
+    }
+
+    fn send_append(&mut self, payload: &str) {
+        self.buf.clear();
+        rt::write_input_audio_append(&mut self.buf, payload);
+        self.send_buf();
+    }
+
+    /// `session.update`, then the greeting or the restored conversation.
+    fn configure(&mut self) {
+        self.buf = rt::session_update_json(&self.session);
+        self.send_buf();
+        match std::mem::replace(&mut self.opening, Opening::Restore(Vec::new())) {
+            Opening::Greet => {
+                self.buf.clear();
+                match &self.session.greeting {
+                    Some(greeting) => rt::write_greeting(&mut self.buf, greeting),
+                    None => rt::write_response_create(&mut self.buf),
+                }
+                self.send_buf();
+            }
+            Opening::Restore(turns) => {
+                for (role, text) in turns {
+                    self.buf.clear();
+                    match role {
+                        Role::User => rt::write_user_text_item(&mut self.buf, &text),
+                        Role::Assistant => rt::write_assistant_text_item(&mut self.buf, &text),
+                    }
+                    self.send_buf();
+                }
+            }
+        }
+    }
+
+    fn on_text(&mut self, text: ByteString) {
+        let event = match rt::parse_server_event(&text) {
+            Ok(event) => event,
+            Err(e) => {
+                log::warn!(
+                    "{} call_sid={} error={:?}",
+                    events::REALTIME_EVENT_INVALID,
+                    self.call_sid,
+                    e.to_string()
+                );
+                return;
+            }
+        };
+        match event {
+            ServerEvent::SessionUpdated if !self.ready => {
+                self.ready = true;
+                for payload in std::mem::take(&mut self.pending) {
+                    self.send_append(&payload);
+                }
+                log::info!(
+                    "{} call_sid={} generation={}",
+                    events::REALTIME_READY,
+                    self.call_sid,
+                    self.generation
+                );
+                self.report(RealtimeEvent::Ready);
+            }
+            ServerEvent::AudioDelta { item_id, delta, .. } => {
+                let payload = match delta {
+                    Cow::Borrowed(d) => text.slice_ref(d),
+                    Cow::Owned(d) => ByteString::from(d),
+                };
+                let item_id = text.slice_ref(item_id);
+                self.report(RealtimeEvent::AgentAudio { item_id, payload });
+            }
+            ServerEvent::SpeechStarted { .. } => self.report(RealtimeEvent::SpeechStarted),
+            ServerEvent::InputTranscriptionCompleted { transcript, .. } => {
+                self.report(RealtimeEvent::UserTranscript {
+                    text: transcript.into_owned(),
+                })
+            }
+            ServerEvent::OutputTranscriptDone { transcript, .. } => {
+                self.report(RealtimeEvent::AgentTranscript {
+                    text: transcript.into_owned(),
+                })
+            }
+            ServerEvent::FunctionCallArgumentsDone {
+                call_id,
+                name,
+                arguments,
+                ..
+            } => self.report(RealtimeEvent::ToolCall {
+                call_id: call_id.to_owned(),
+                name: name.to_owned(),
+                arguments: arguments.into_owned(),
+            }),
+            ServerEvent::Error { code, message, .. } => {
+                log::warn!(
+                    "{} call_sid={} code={:?} message={:?}",
+                    events::REALTIME_ERROR,
+                    self.call_sid,
+                    code.unwrap_or(""),
+                    message
+                );
+                self.report(RealtimeEvent::Error {
+                    message: message.into_owned(),
+                });
+            }
+            _ => {}
+        }
+    }
+}
+
+impl Actor for RealtimeActor {
+    type Context = Context<Self>;
+
+    fn started(&mut self, ctx: &mut Self::Context) {
+        ctx.set_mailbox_capacity(usize::MAX);
+        let url = realtime_url(&self.endpoint.url, &self.session.model);
+        let key = self.endpoint.api_key.clone();
+        let timeout = self.connect_timeout;
+        let connect = async move {
+            let client = awc::Client::builder()
+                // HTTP/2 cannot carry a WebSocket upgrade in awc: offer HTTP/1.1 only.
+                .max_http_version(awc::http::Version::HTTP_11)
+                .timeout(timeout)
+                .finish();
+            let request = client
+                .ws(url)
+                .bearer_auth(&*key)
+                .max_frame_size(MAX_REALTIME_FRAME_BYTES)
+                .connect();
+            match actix_rt::time::timeout(timeout, request).await {
+                Ok(Ok((_response, framed))) => Ok(framed),
+                Ok(Err(e)) => Err(e.to_string()),
+                Err(_) => Err(format!("no answer within {timeout:?}")),
+            }
+        };
+        ctx.spawn(
+            connect
+                .into_actor(self)
+                .map(|result, act, ctx| match result {
+                    Ok(framed) => {
+                        let (sink, stream) = framed.split();
+                        ctx.add_stream(stream);
+                        act.sink = Some(SinkWrite::new(sink, ctx));
+                        log::info!(
+                            "{} call_sid={} generation={}",
+                            events::REALTIME_CONNECTED,
+                            act.call_sid,
+                            act.generation
+                        );
+                        act.configure();
+                    }
+                    Err(reason) => {
+                        act.report_closed(format!("connect failed: {reason}"));
+                        ctx.stop();
+                    }
+                }),
+        );
+    }
+}
+
+impl Handler<ToRealtime> for RealtimeActor {
+    type Result = ();
+
+    fn handle(&mut self, msg: ToRealtime, ctx: &mut Self::Context) {
+        match msg {
+            ToRealtime::Audio { payload } => {
+                if self.ready {
+                    self.send_append(&payload);
+                } else if self.pending.len() < self.max_pending {
+                    self.pending.push(payload);
+                } else {
+                    log::warn!(
+                        "{} call_sid={} held={}",
+                        events::AUDIO_DROPPED,
+                        self.call_sid,
+                        self.pending.len()
+                    );
+                }
+            }
+            ToRealtime::Truncate {
+                item_id,
+                audio_end_ms,
+            } => {
+                self.buf.clear();
+                rt::write_truncate(&mut self.buf, &item_id, 0, audio_end_ms);
+                self.send_buf();
+            }
+            ToRealtime::ToolOutput {
+                call_id,
+                output,
+                respond,
+            } => {
+                self.buf.clear();
+                rt::write_function_call_output(&mut self.buf, &call_id, &output);
+                self.send_buf();
+                if respond {
+                    self.buf.clear();
+                    rt::write_response_create(&mut self.buf);
+                    self.send_buf();
+                }
+            }
+            ToRealtime::Close => {
+                self.closing = true;
+                if let Some(sink) = &mut self.sink {
+                    let _ = sink.write(Message::Close(Some(CloseReason::from(CloseCode::Normal))));
+                    sink.close();
+                }
+                ctx.stop();
+            }
+        }
+    }
+}
+
+impl StreamHandler<Result<Frame, WsProtocolError>> for RealtimeActor {
+    fn handle(&mut self, item: Result<Frame, WsProtocolError>, ctx: &mut Self::Context) {
+        match item {
+            Ok(Frame::Text(bytes)) => match ByteString::try_from(bytes) {
+                Ok(text) => self.on_text(text),
+                Err(_) => log::warn!(
+                    "{} call_sid={} error=\"text frame is not UTF-8\"",
+                    events::REALTIME_EVENT_INVALID,
+                    self.call_sid
+                ),
+            },
+            Ok(Frame::Ping(payload)) => {
+                if let Some(sink) = &mut self.sink {
+                    let _ = sink.write(Message::Pong(payload));
+                }
+            }
+            Ok(Frame::Close(reason)) => {
+                self.report_closed(format!("closed by the server: {reason:?}"));
+                ctx.stop();
+            }
+            Ok(Frame::Pong(_) | Frame::Binary(_) | Frame::Continuation(_)) => {}
+            Err(e) => {
+                self.report_closed(format!("protocol error: {e}"));
+                ctx.stop();
+            }
+        }
+    }
+
+    fn finished(&mut self, ctx: &mut Self::Context) {
+        self.report_closed("connection ended".to_owned());
+        ctx.stop();
+    }
+}
+
+impl WriteHandler<WsProtocolError> for RealtimeActor {
+    fn error(&mut self, err: WsProtocolError, _ctx: &mut Self::Context) -> Running {
+        self.report_closed(format!("write failed: {err}"));
+        Running::Stop
+    }
+}
