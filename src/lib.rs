@@ -2,7 +2,9 @@
 //! actix actors, PostgreSQL through Diesel). `main.rs` is a thin shell over
 //! this library so that tests and binaries share everything.
 
+pub mod calls;
 pub mod cli;
+pub mod clients;
 pub mod config;
 pub mod db;
 pub mod http;

@@ -3,7 +3,12 @@
 
 use actix_web::dev::ServerHandle;
 use actix_web::web;
+use std::time::Duration;
+
 use callvisor_actors::events;
+use callvisor_actors::persistence::Flush;
+use callvisor_actors::supervisor::messages::DrainAll;
+use callvisor_actors::supervisor::DEFAULT_FINISH_TIMEOUT;
 
 use crate::startup::AppState;
 
@@ -47,7 +52,9 @@ impl ShutdownHandle {
         Self { state, server }
     }
 
-    /// Stops taking work, then stops the server gracefully.
+    /// Stops taking calls (`/readyz` 503), lets live calls go on for the
+    /// drain time, ends the rest, flushes every buffered transcript segment,
+    /// then stops the HTTP server gracefully.
     pub async fn shutdown(&self) {
         if self.state.lifecycle.start_draining() {
             log::info!(
@@ -56,6 +63,16 @@ impl ShutdownHandle {
                 self.state.instance_id
             );
         }
+        let calls = &self.state.calls;
+        let grace = Duration::from_secs(self.state.settings.calls.drain_seconds);
+        let _ = calls
+            .supervisor
+            .send(DrainAll {
+                grace,
+                finish_timeout: DEFAULT_FINISH_TIMEOUT,
+            })
+            .await;
+        let _ = calls.persistence.send(Flush).await;
         self.server.stop(true).await;
         log::info!(
             "{} instance={}",

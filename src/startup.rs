@@ -13,6 +13,7 @@ use actix_web::dev::{Server, ServerHandle};
 use actix_web::{web, App, HttpServer};
 use callvisor_actors::events;
 
+use crate::calls::CallSystem;
 use crate::config::{AppEnv, Settings};
 use crate::db::{self, migrate, AsyncPool, SyncPool};
 use crate::shutdown;
@@ -68,6 +69,8 @@ pub struct AppState {
     pub instance_id: String,
     /// The newest migration this binary carries; `/readyz` wants the database at it.
     pub expected_migration: Option<String>,
+    /// The actors of live calls and what they need.
+    pub calls: CallSystem,
 }
 
 /// A built, listening, not yet serving service.
@@ -116,13 +119,16 @@ impl Application {
             );
         }
 
+        let instance_id = instance_id();
+        let calls = CallSystem::start(&settings, db.clone(), &instance_id);
         let state = web::Data::new(AppState {
             settings: Arc::new(settings.clone()),
             db,
             sync_db,
             lifecycle: Arc::new(Lifecycle::default()),
-            instance_id: instance_id(),
+            instance_id,
             expected_migration: migrate::latest_version(),
+            calls,
         });
 
         let addr = format!("{}:{}", settings.server.host, settings.server.port);

@@ -84,3 +84,19 @@ pub const PERSISTENCE_RETRY: &str = "PERSISTENCE_RETRY";
 pub const DRAIN_STARTED: &str = "DRAIN_STARTED";
 /// Draining finished.
 pub const DRAIN_FINISHED: &str = "DRAIN_FINISHED";
+
+// Service-side events of the call path.
+/// The voice webhook answered with a media stream.
+pub const CALL_ANSWERED: &str = "CALL_ANSWERED";
+/// A final status callback finished a call.
+pub const CALL_STATUS: &str = "CALL_STATUS";
+/// The agent took a reservation request.
+pub const RESERVATION_REQUESTED: &str = "RESERVATION_REQUESTED";
+/// A reservation request could not be stored.
+pub const RESERVATION_FAILED: &str = "RESERVATION_FAILED";
+/// A call's summary is stored.
+pub const SUMMARY_WRITTEN: &str = "SUMMARY_WRITTEN";
+/// A summary could not be made; it is retried.
+pub const SUMMARY_FAILED: &str = "SUMMARY_FAILED";
+/// No STREAM_TOKEN_SECRET: a random one is used by this process (development and test only).
+pub const STREAM_SECRET_GENERATED: &str = "STREAM_SECRET_GENERATED";

@@ -183,6 +183,9 @@ pub struct CallSettings {
     pub drain_seconds: u64,
     pub persistence_batch_size: usize,
     pub persistence_flush_ms: u64,
+    pub realtime_max_reconnects: u32,
+    pub realtime_connect_timeout_ms: u64,
+    pub summary_retry_seconds: u64,
 }
 
 /// Where logs go besides stderr.

@@ -5,10 +5,14 @@
 //! Sync and async query code live in separate modules: both diesel preludes in
 //! one scope make `RunQueryDsl` ambiguous.
 
+pub mod call_logs;
 pub mod migrate;
+pub mod outbox;
 pub mod readiness;
 #[rustfmt::skip]
 pub mod schema;
+pub mod tenants;
+pub mod transcripts;
 
 use std::time::Duration;
 

@@ -1,0 +1,184 @@
+//! The call system: the actors' singletons (CallSupervisor, PersistenceActor)
+//! on their own arbiters, the ports they use implemented over PostgreSQL and
+//! the vendors' APIs, and the background work around live calls (heartbeats
+//! that keep them counted across instances, summaries).
+
+pub mod plan;
+pub mod store;
+pub mod stream_auth;
+pub mod summaries;
+pub mod tools;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use actix::prelude::*;
+use tokio::sync::Notify;
+
+use callvisor_actors::events;
+use callvisor_actors::persistence::PersistenceActor;
+use callvisor_actors::ports::{CallDeps, CallTuning, RealtimeEndpoint};
+use callvisor_actors::supervisor::messages::ListCalls;
+use callvisor_actors::supervisor::CallSupervisor;
+
+use crate::clients::openai_rest::OpenAiRest;
+use crate::clients::twilio_rest::TwilioRest;
+use crate::config::{AppEnv, Settings};
+use crate::db::{call_logs, AsyncPool};
+use crate::secret::Secret;
+use store::{DbCallStore, DbTranscriptSink};
+use stream_auth::StreamSecret;
+use summaries::SummaryWorker;
+use tools::DbTools;
+
+/// How often live calls' heartbeats are renewed (well within
+/// [`call_logs::LIVE_CALL_STALE_SECONDS`]).
+const HEARTBEAT_INTERVAL: Duration = Duration::from_secs(20);
+
+/// The running call system of one instance.
+pub struct CallSystem {
+    /// Live calls of this instance.
+    pub supervisor: Addr<CallSupervisor>,
+    /// The transcript writer.
+    pub persistence: Addr<PersistenceActor>,
+    /// Issues and checks media-stream tokens.
+    pub streams: Arc<StreamSecret>,
+    /// What each call's actors are given.
+    pub deps: CallDeps,
+    _arbiters: Vec<Arbiter>,
+}
+
+impl CallSystem {
+    /// Starts the singletons and the background work. Must run inside an actix System.
+    pub fn start(settings: &Settings, pool: AsyncPool, instance_id: &str) -> Self {
+        let secret = match &settings.stream.token_secret {
+            Some(secret) => secret.expose().as_bytes().to_vec(),
+            None => {
+                // Validation requires the secret in production; elsewhere one
+                // instance can make its own (tokens then work on it alone).
+                if settings.app_env != AppEnv::Production {
+                    log::warn!(
+                        "{} env={} effect=\"media streams are accepted by this instance only\"",
+                        events::STREAM_SECRET_GENERATED,
+                        settings.app_env.as_str()
+                    );
+                }
+                uuid::Uuid::new_v4().as_bytes().repeat(2)
+            }
+        };
+        let streams = Arc::new(StreamSecret::new(secret, settings.stream.token_ttl_seconds));
+        let summary_nudge = Arc::new(Notify::new());
+        let api_key = settings
+            .openai
+            .api_key
+            .clone()
+            .unwrap_or_else(|| Secret::new(""));
+        let twilio = TwilioRest::new(
+            &settings.twilio.api_base,
+            settings.twilio.account_sid.as_deref().unwrap_or_default(),
+            settings
+                .twilio
+                .auth_token
+                .clone()
+                .unwrap_or_else(|| Secret::new("")),
+        );
+        let deps = CallDeps {
+            store: Arc::new(DbCallStore::new(
+                pool.clone(),
+                settings.openai.clone(),
+                settings.features.summaries,
+                summary_nudge.clone(),
+            )),
+            tools: Arc::new(DbTools::new(pool.clone())),
+            control: Arc::new(twilio),
+            authority: streams.clone(),
+            realtime: RealtimeEndpoint {
+                url: settings.openai.realtime_url.clone(),
+                api_key: Arc::from(api_key.expose()),
+            },
+            tuning: CallTuning {
+                max_reconnects: settings.calls.realtime_max_reconnects,
+                connect_timeout: Duration::from_millis(settings.calls.realtime_connect_timeout_ms),
+                ..CallTuning::default()
+            },
+        };
+
+        let persistence_arbiter = Arbiter::new();
+        let sink = Arc::new(DbTranscriptSink::new(pool.clone()));
+        let batch = settings.calls.persistence_batch_size;
+        let interval = Duration::from_millis(settings.calls.persistence_flush_ms);
+        let persistence =
+            actix::Supervisor::start_in_arbiter(&persistence_arbiter.handle(), move |_| {
+                PersistenceActor::new(sink, batch, interval)
+            });
+
+        let supervisor_arbiter = Arbiter::new();
+        let supervisor = {
+            let (deps, persistence) = (deps.clone(), persistence.clone());
+            CallSupervisor::start_in_arbiter(&supervisor_arbiter.handle(), move |_| {
+                CallSupervisor::new(deps, persistence)
+            })
+        };
+
+        let background = Arbiter::new();
+        if settings.features.summaries {
+            let worker = SummaryWorker {
+                pool: pool.clone(),
+                client: OpenAiRest::new(
+                    &settings.openai.base_url,
+                    api_key,
+                    &settings.openai.model_mini,
+                ),
+                instance_id: instance_id.to_owned(),
+                retry_base_seconds: i64::try_from(settings.calls.summary_retry_seconds)
+                    .unwrap_or(60),
+                nudge: summary_nudge,
+            };
+            background.spawn_fn(move || {
+                actix_rt::spawn(worker.run());
+            });
+        }
+        {
+            let (supervisor, instance_id) = (supervisor.clone(), instance_id.to_owned());
+            background.spawn_fn(move || {
+                actix_rt::spawn(heartbeats(pool, supervisor, instance_id));
+            });
+        }
+
+        Self {
+            supervisor,
+            persistence,
+            streams,
+            deps,
+            _arbiters: vec![persistence_arbiter, supervisor_arbiter, background],
+        }
+    }
+}
+
+/// Renews the heartbeat of this instance's live calls, so that per-tenant
+/// limits count them on every instance (and stop counting them if this one dies).
+async fn heartbeats(pool: AsyncPool, supervisor: Addr<CallSupervisor>, instance_id: String) {
+    loop {
+        actix_rt::time::sleep(HEARTBEAT_INTERVAL).await;
+        let Ok(calls) = supervisor.send(ListCalls).await else {
+            continue;
+        };
+        let sids: Vec<String> = calls.iter().map(|c| c.call_sid.to_string()).collect();
+        match pool.get().await {
+            Ok(mut conn) => {
+                if let Err(e) = call_logs::heartbeat(&mut conn, &instance_id, &sids).await {
+                    log::warn!(
+                        "{} task=heartbeat error={:?}",
+                        events::DB_UNAVAILABLE,
+                        e.to_string()
+                    );
+                }
+            }
+            Err(e) => log::warn!(
+                "{} task=heartbeat error={:?}",
+                events::DB_UNAVAILABLE,
+                e.to_string()
+            ),
+        }
+    }
+}

@@ -1,0 +1,88 @@
+//! A call's plan from its tenant's configuration: the agent's instructions,
+//! greeting, voice, language and tools, and the apology in the caller's language.
+
+use callvisor_actors::ids::{CallSid, TenantId};
+use callvisor_actors::ports::CallPlan;
+use callvisor_actors::protocol::realtime::{default_tools, SessionConfig};
+
+use crate::config::OpenAiSettings;
+use crate::db::tenants::{Prompt, Tenant};
+
+/// Instructions used when a tenant has written none.
+const DEFAULT_INSTRUCTIONS: &str = "You are the friendly phone receptionist of this business. \
+Answer briefly, help the caller, take reservations with create_reservation, hand the caller to a \
+human with transfer_to_human when they ask for one, and call end_call once the caller says goodbye.";
+
+/// The language's English name, for the instructions.
+fn language_name(tag: &str) -> &str {
+    match tag.split('-').next().unwrap_or(tag) {
+        "en" => "English",
+        "fr" => "French",
+        "rw" => "Kinyarwanda",
+        "ja" => "Japanese",
+        "es" => "Spanish",
+        "de" => "German",
+        other => other,
+    }
+}
+
+/// What the caller hears when the agent cannot be reached.
+pub fn apology(tag: &str) -> &'static str {
+    match tag.split('-').next().unwrap_or(tag) {
+        "fr" => "Nous sommes désolés, nous ne pouvons pas prendre votre appel pour le moment. Veuillez rappeler plus tard.",
+        "rw" => "Tubabarira, ntidushobora kwakira umuhamagaro wanyu ubu. Mwongere muhamagare nyuma.",
+        "ja" => "申し訳ございません。ただいまお電話をお受けできません。後ほどおかけ直しください。",
+        _ => "We are sorry, we cannot take your call right now. Please call again later.",
+    }
+}
+
+/// Builds the plan of `call_sid` for `tenant`.
+pub fn build(
+    call_sid: CallSid,
+    tenant_id: TenantId,
+    tenant: &Tenant,
+    prompt: &Prompt,
+    caller: Option<String>,
+    recipient: Option<String>,
+    openai: &OpenAiSettings,
+) -> CallPlan {
+    let language = tenant.preferred_language.clone();
+    let base = if prompt.system_prompt.trim().is_empty() {
+        DEFAULT_INSTRUCTIONS
+    } else {
+        prompt.system_prompt.trim()
+    };
+    let instructions = format!(
+        "{base}\n\nSpeak {} unless the caller speaks another language; then answer in theirs.",
+        language_name(&language)
+    );
+    let greeting = prompt
+        .config_metadata
+        .get("greeting_message")
+        .and_then(serde_json::Value::as_str)
+        .map(str::trim)
+        .filter(|g| !g.is_empty())
+        .map(str::to_owned);
+    let session = SessionConfig {
+        model: openai.realtime_model.clone(),
+        instructions,
+        voice: tenant
+            .voice
+            .clone()
+            .unwrap_or_else(|| openai.default_voice.clone()),
+        language: language.clone(),
+        greeting,
+        tools: default_tools(),
+        transcription_model: openai.transcription_model.clone(),
+        ..SessionConfig::default()
+    };
+    CallPlan {
+        call_sid,
+        tenant_id,
+        caller,
+        recipient,
+        session,
+        handoff_number: tenant.handoff_number.clone(),
+        apology: apology(&language).to_owned(),
+    }
+}

@@ -1,0 +1,135 @@
+//! The actors' [`CallStore`] and [`TranscriptSink`] ports over PostgreSQL.
+
+use std::sync::Arc;
+
+use chrono::Utc;
+use diesel::prelude::*;
+use diesel_async::RunQueryDsl;
+use tokio::sync::Notify;
+
+use callvisor_actors::ids::{CallSid, TenantId};
+use callvisor_actors::ports::{
+    CallEnd, CallPlan, CallStore, PortError, PortFuture, Segment, TranscriptSink,
+};
+
+use super::plan;
+use crate::config::OpenAiSettings;
+use crate::db::schema::call_logs;
+use crate::db::{call_logs as calls, tenants, transcripts, AsyncPool, DbError};
+
+/// Call records in PostgreSQL.
+pub struct DbCallStore {
+    pool: AsyncPool,
+    openai: OpenAiSettings,
+    summaries: bool,
+    /// Wakes the summary worker when a job is queued.
+    summary_nudge: Arc<Notify>,
+}
+
+impl DbCallStore {
+    /// A store over `pool`.
+    pub fn new(
+        pool: AsyncPool,
+        openai: OpenAiSettings,
+        summaries: bool,
+        summary_nudge: Arc<Notify>,
+    ) -> Self {
+        Self {
+            pool,
+            openai,
+            summaries,
+            summary_nudge,
+        }
+    }
+}
+
+fn db_error(e: impl std::fmt::Display) -> PortError {
+    PortError(format!("database: {e}"))
+}
+
+impl CallStore for DbCallStore {
+    fn load_plan(
+        &self,
+        call_sid: &CallSid,
+        tenant: &TenantId,
+    ) -> PortFuture<Result<CallPlan, PortError>> {
+        let pool = self.pool.clone();
+        let openai = self.openai.clone();
+        let (call_sid, tenant) = (call_sid.clone(), tenant.clone());
+        Box::pin(async move {
+            let tenant_uuid = uuid::Uuid::parse_str(tenant.as_str())
+                .map_err(|_| PortError("tenant id is not a UUID".into()))?;
+            let mut conn = pool.get().await.map_err(db_error)?;
+            let (profile, prompt) = tenants::find_by_id(&mut conn, tenant_uuid)
+                .await
+                .map_err(db_error)?
+                .ok_or_else(|| PortError("unknown tenant".into()))?;
+            if !profile.is_subscribed {
+                return Err(PortError("tenant is not subscribed".into()));
+            }
+            let numbers: Option<(Option<String>, Option<String>)> = call_logs::table
+                .filter(call_logs::call_sid.eq(call_sid.as_str()))
+                .filter(call_logs::user_id.eq(tenant_uuid))
+                .select((call_logs::caller_number, call_logs::recipient_number))
+                .first(&mut conn)
+                .await
+                .optional()
+                .map_err(|e| db_error(DbError::from(e)))?;
+            let (caller, recipient) = numbers
+                .ok_or_else(|| PortError("no call record for this CallSid and tenant".into()))?;
+            Ok(plan::build(
+                call_sid, tenant, &profile, &prompt, caller, recipient, &openai,
+            ))
+        })
+    }
+
+    fn finish_call(&self, end: CallEnd) -> PortFuture<Result<(), PortError>> {
+        let pool = self.pool.clone();
+        let summary_after = self.summaries.then_some(0);
+        let nudge = self.summary_nudge.clone();
+        Box::pin(async move {
+            let mut conn = pool.get().await.map_err(db_error)?;
+            calls::finish(
+                &mut conn,
+                calls::Finish {
+                    call_sid: end.call_sid.as_str(),
+                    ended_at: end.ended_at.min(Utc::now()),
+                    status: None,
+                    duration_seconds: None,
+                    end_reason: Some(end.reason.as_str()),
+                    transferred_to: end.transferred_to.as_deref(),
+                    summary_after_seconds: summary_after,
+                },
+            )
+            .await
+            .map_err(db_error)?;
+            nudge.notify_one();
+            Ok(())
+        })
+    }
+}
+
+/// Transcript segments into `transcript_segments`.
+pub struct DbTranscriptSink {
+    pool: AsyncPool,
+}
+
+impl DbTranscriptSink {
+    /// A sink over `pool`.
+    pub fn new(pool: AsyncPool) -> Self {
+        Self { pool }
+    }
+}
+
+impl TranscriptSink for DbTranscriptSink {
+    fn write(&self, batch: Vec<Segment>) -> PortFuture<Result<(), PortError>> {
+        let pool = self.pool.clone();
+        Box::pin(async move {
+            let mut conn = pool.get().await.map_err(db_error)?;
+            transcripts::insert_batch(&mut conn, &batch)
+                .await
+                .map_err(db_error)?;
+            Ok(())
+        })
+    }
+}

@@ -1,0 +1,119 @@
+//! The summary worker: claims `call_summary` jobs from the outbox (any
+//! instance may; `SKIP LOCKED` keeps them apart), asks the text model, stores
+//! the summary. A failure leaves the call's log intact and the job is retried
+//! with backoff.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::sync::Notify;
+
+use callvisor_actors::events;
+
+use crate::clients::openai_rest::OpenAiRest;
+use crate::db::{call_logs, outbox, AsyncPool};
+
+/// How often the outbox is polled when nobody nudges.
+const POLL_INTERVAL: Duration = Duration::from_secs(2);
+/// Longest pause between retries of one summary.
+const MAX_RETRY_SECONDS: i64 = 3600;
+
+/// The worker's parts.
+pub struct SummaryWorker {
+    /// Where jobs are.
+    pub pool: AsyncPool,
+    /// The text model.
+    pub client: OpenAiRest,
+    /// This instance, as the jobs' lock holder.
+    pub instance_id: String,
+    /// First retry delay; doubles per attempt.
+    pub retry_base_seconds: i64,
+    /// Wakes the worker early.
+    pub nudge: Arc<Notify>,
+}
+
+/// Renders a stored transcript (`[{"role","text","at"}]`) as lines for the model.
+pub fn transcript_text(transcript: &serde_json::Value) -> String {
+    transcript
+        .as_array()
+        .map(|segments| {
+            segments
+                .iter()
+                .filter_map(|s| {
+                    let role = s.get("role")?.as_str()?;
+                    let text = s.get("text")?.as_str()?;
+                    let who = if role == "user" { "Caller" } else { "Agent" };
+                    Some(format!("{who}: {text}"))
+                })
+                .collect::<Vec<_>>()
+                .join("\n")
+        })
+        .unwrap_or_default()
+}
+
+impl SummaryWorker {
+    /// Runs until the process ends.
+    pub async fn run(self) {
+        loop {
+            if let Err(e) = self.round().await {
+                log::warn!("{} error={:?}", events::SUMMARY_FAILED, e);
+            }
+            let _ = actix_rt::time::timeout(POLL_INTERVAL, self.nudge.notified()).await;
+        }
+    }
+
+    /// One round: every due job.
+    async fn round(&self) -> Result<(), String> {
+        let mut conn = self.pool.get().await.map_err(|e| e.to_string())?;
+        let jobs = outbox::claim(&mut conn, outbox::CALL_SUMMARY, &self.instance_id, 8)
+            .await
+            .map_err(|e| e.to_string())?;
+        for job in jobs {
+            let call_sid = job
+                .payload
+                .get("call_sid")
+                .and_then(serde_json::Value::as_str)
+                .unwrap_or_default()
+                .to_owned();
+            let result = match call_logs::transcript(&mut conn, &call_sid).await {
+                Ok(Some(row)) => {
+                    let text = transcript_text(&row.transcript);
+                    if text.is_empty() {
+                        Ok("No conversation was recorded on this call.".to_owned())
+                    } else {
+                        self.client
+                            .summarize(&text)
+                            .await
+                            .map_err(|e| e.to_string())
+                    }
+                }
+                Ok(None) => Err("no call record".to_owned()),
+                Err(e) => Err(e.to_string()),
+            };
+            match result {
+                Ok(summary) => {
+                    call_logs::set_summary(&mut conn, &call_sid, &summary)
+                        .await
+                        .map_err(|e| e.to_string())?;
+                    outbox::complete(&mut conn, job.id)
+                        .await
+                        .map_err(|e| e.to_string())?;
+                    log::info!("{} call_sid={call_sid}", events::SUMMARY_WRITTEN);
+                }
+                Err(error) => {
+                    let shift = u32::try_from(job.attempts.clamp(1, 12) - 1).unwrap_or(0);
+                    let retry = (self.retry_base_seconds.max(1) << shift).min(MAX_RETRY_SECONDS);
+                    log::warn!(
+                        "{} call_sid={call_sid} attempt={} retry_in_s={retry} error={error:?}",
+                        events::SUMMARY_FAILED,
+                        job.attempts
+                    );
+                    outbox::fail(&mut conn, job.id, &error, retry)
+                        .await
+                        .map_err(|e| e.to_string())?;
+                }
+            }
+        }
+        Ok(())
+    }
+}

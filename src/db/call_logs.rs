@@ -1,0 +1,238 @@
+//! `call_logs`: a row per call, opened when the voice webhook answers (the
+//! row is also the cross-instance registry of live calls, which is what
+//! per-tenant limits count) and finished once, by whichever comes first: the
+//! call's own end or Twilio's final status callback.
+
+use chrono::{DateTime, Utc};
+use diesel::sql_types::{BigInt, Integer, Nullable, Text, Timestamptz, Uuid as SqlUuid};
+use diesel::QueryableByName;
+use diesel_async::{AsyncConnection, AsyncPgConnection, RunQueryDsl};
+use uuid::Uuid;
+
+use super::DbError;
+
+/// A call whose heartbeat is older than this no longer counts as live
+/// (its instance died); instances renew their calls' heartbeats well within it.
+pub const LIVE_CALL_STALE_SECONDS: i64 = 90;
+
+/// A new call, as the voice webhook knows it.
+#[derive(Debug, Clone)]
+pub struct NewCall<'a> {
+    /// Twilio's CallSid.
+    pub call_sid: &'a str,
+    /// The tenant answering.
+    pub tenant_id: Uuid,
+    /// Who called.
+    pub caller: Option<&'a str>,
+    /// The number called.
+    pub recipient: Option<&'a str>,
+    /// `inbound` or `outbound`.
+    pub direction: &'a str,
+    /// This instance.
+    pub instance_id: &'a str,
+}
+
+/// What opening a call came to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Admission {
+    /// A new live call (or the same call's webhook retried).
+    Admitted,
+    /// The tenant is at its limit of live calls.
+    AtLimit {
+        /// The limit.
+        limit: i32,
+    },
+}
+
+#[derive(QueryableByName)]
+struct Limit {
+    #[diesel(sql_type = Integer)]
+    max_concurrent_calls: i32,
+}
+
+#[derive(QueryableByName)]
+struct Count {
+    #[diesel(sql_type = BigInt)]
+    n: i64,
+}
+
+/// Opens a call if its tenant is under its concurrency limit, atomically
+/// across instances: the tenant's row is locked first, so concurrent webhooks
+/// for one tenant count one after the other (each statement after the lock
+/// sees the rows committed before it).
+pub async fn open(conn: &mut AsyncPgConnection, call: NewCall<'_>) -> Result<Admission, DbError> {
+    let call = call.clone();
+    conn.transaction::<_, diesel::result::Error, _>(async move |conn| {
+        {
+            let limit: Limit = diesel::sql_query(
+                "SELECT max_concurrent_calls FROM profiles WHERE id = $1 FOR UPDATE",
+            )
+            .bind::<SqlUuid, _>(call.tenant_id)
+            .get_result(&mut *conn)
+            .await?;
+            let live: Count = diesel::sql_query(
+                "SELECT count(*) AS n FROM call_logs
+                 WHERE user_id = $1 AND ended_at IS NULL AND call_sid <> $2
+                   AND heartbeat_at > now() - make_interval(secs => $3)",
+            )
+            .bind::<SqlUuid, _>(call.tenant_id)
+            .bind::<Text, _>(call.call_sid)
+            .bind::<BigInt, _>(LIVE_CALL_STALE_SECONDS)
+            .get_result(&mut *conn)
+            .await?;
+            if live.n >= i64::from(limit.max_concurrent_calls) {
+                return Ok(Admission::AtLimit {
+                    limit: limit.max_concurrent_calls,
+                });
+            }
+            // A retried webhook for the same call finds its row and refreshes it.
+            diesel::sql_query(
+                "INSERT INTO call_logs
+                     (call_sid, user_id, caller_number, recipient_number, direction, channel,
+                      status, instance_id, heartbeat_at)
+                 VALUES ($1, $2, $3, $4, $5, 'pstn', 'in-progress', $6, now())
+                 ON CONFLICT (call_sid) DO UPDATE SET heartbeat_at = now()
+                 WHERE call_logs.ended_at IS NULL",
+            )
+            .bind::<Text, _>(call.call_sid)
+            .bind::<SqlUuid, _>(call.tenant_id)
+            .bind::<Nullable<Text>, _>(call.caller)
+            .bind::<Nullable<Text>, _>(call.recipient)
+            .bind::<Text, _>(call.direction)
+            .bind::<Text, _>(call.instance_id)
+            .execute(&mut *conn)
+            .await?;
+            Ok(Admission::Admitted)
+        }
+    })
+    .await
+    .map_err(DbError::from)
+}
+
+/// How a call ended, for [`finish`].
+#[derive(Debug, Clone)]
+pub struct Finish<'a> {
+    /// The call.
+    pub call_sid: &'a str,
+    /// When it ended.
+    pub ended_at: DateTime<Utc>,
+    /// Twilio's status (`completed`, `busy`, ...) when known.
+    pub status: Option<&'a str>,
+    /// Twilio's own duration (seconds) when known.
+    pub duration_seconds: Option<i32>,
+    /// Why (`twilio_stop`, `transferred`, ...), when ours.
+    pub end_reason: Option<&'a str>,
+    /// Where the call was transferred.
+    pub transferred_to: Option<&'a str>,
+    /// Queue the summary this many seconds from now (`None`: no summary).
+    pub summary_after_seconds: Option<i64>,
+}
+
+/// Finishes a call: the first finish sets the end time and duration, later
+/// ones keep them; the transcript is rebuilt from the stored segments every
+/// time (so a late finish with more segments completes it); the summary job
+/// is queued once. Returns false for an unknown CallSid.
+pub async fn finish(conn: &mut AsyncPgConnection, f: Finish<'_>) -> Result<bool, DbError> {
+    let f = f.clone();
+    conn.transaction::<_, diesel::result::Error, _>(async move |conn| {
+        {
+            let updated = diesel::sql_query(
+                "UPDATE call_logs SET
+                     ended_at = COALESCE(ended_at, GREATEST($2, started_at)),
+                     duration_seconds = COALESCE($4, duration_seconds,
+                         GREATEST(0, round(extract(epoch FROM (GREATEST($2, started_at) - started_at))))::int),
+                     status = COALESCE($3, CASE WHEN ended_at IS NULL THEN 'completed' ELSE status END),
+                     end_reason = COALESCE(end_reason, $5),
+                     transferred_to = COALESCE(transferred_to, $6),
+                     transferred_at = CASE WHEN transferred_to IS NULL AND $6 IS NOT NULL
+                                           THEN $2 ELSE transferred_at END,
+                     transcript = COALESCE(
+                         (SELECT jsonb_agg(jsonb_build_object('role', s.role, 'text', s.text, 'at', s.spoken_at)
+                                           ORDER BY s.seq)
+                            FROM transcript_segments s WHERE s.call_sid = call_logs.call_sid),
+                         '[]'::jsonb)
+                 WHERE call_sid = $1",
+            )
+            .bind::<Text, _>(f.call_sid)
+            .bind::<Timestamptz, _>(f.ended_at)
+            .bind::<Nullable<Text>, _>(f.status)
+            .bind::<Nullable<Integer>, _>(f.duration_seconds)
+            .bind::<Nullable<Text>, _>(f.end_reason)
+            .bind::<Nullable<Text>, _>(f.transferred_to)
+            .execute(&mut *conn)
+            .await?;
+            if updated == 0 {
+                return Ok(false);
+            }
+            if let Some(after) = f.summary_after_seconds {
+                super::outbox::enqueue(
+                    &mut *conn,
+                    super::outbox::CALL_SUMMARY,
+                    &format!("call_summary:{}", f.call_sid),
+                    serde_json::json!({ "call_sid": f.call_sid }),
+                    after,
+                )
+                .await?;
+            }
+            Ok(true)
+        }
+    })
+    .await
+    .map_err(DbError::from)
+}
+
+/// Renews the heartbeat of calls live on this instance.
+pub async fn heartbeat(
+    conn: &mut AsyncPgConnection,
+    instance_id: &str,
+    call_sids: &[String],
+) -> Result<usize, DbError> {
+    if call_sids.is_empty() {
+        return Ok(0);
+    }
+    let n = diesel::sql_query(
+        "UPDATE call_logs SET heartbeat_at = now(), instance_id = $1
+         WHERE call_sid = ANY($2) AND ended_at IS NULL",
+    )
+    .bind::<Text, _>(instance_id)
+    .bind::<diesel::sql_types::Array<Text>, _>(call_sids)
+    .execute(conn)
+    .await?;
+    Ok(n)
+}
+
+/// The stored transcript and whether a summary exists, for the summary job.
+#[derive(Debug, QueryableByName)]
+pub struct SummaryInput {
+    /// `call_logs.transcript`
+    #[diesel(sql_type = diesel::sql_types::Jsonb)]
+    pub transcript: serde_json::Value,
+}
+
+/// Reads a call's transcript.
+pub async fn transcript(
+    conn: &mut AsyncPgConnection,
+    call_sid: &str,
+) -> Result<Option<SummaryInput>, DbError> {
+    use diesel::OptionalExtension;
+    diesel::sql_query("SELECT transcript FROM call_logs WHERE call_sid = $1")
+        .bind::<Text, _>(call_sid)
+        .get_result(conn)
+        .await
+        .optional()
+        .map_err(DbError::from)
+}
+
+/// Stores a call's summary.
+pub async fn set_summary(
+    conn: &mut AsyncPgConnection,
+    call_sid: &str,
+    summary: &str,
+) -> Result<(), DbError> {
+    diesel::sql_query("UPDATE call_logs SET summary = $2 WHERE call_sid = $1")
+        .bind::<Text, _>(call_sid)
+        .bind::<Text, _>(summary)
+        .execute(conn)
+        .await?;
+    Ok(())
+}

@@ -1,0 +1,88 @@
+//! `POST /twilio/status`: Twilio's call status callbacks. A final status
+//! (`completed`, `busy`, `no-answer`, `failed`, `canceled`) finishes the call's
+//! log if the call's own end has not already (whichever comes first; the
+//! other changes nothing but the transcript, rebuilt from stored segments),
+//! and ends the call's actors if it is live on this instance.
+
+use actix_web::{web, HttpRequest, HttpResponse};
+use callvisor_actors::events;
+use callvisor_actors::ids::CallSid;
+use callvisor_actors::ports::EndReason;
+use callvisor_actors::supervisor::messages::HangUp;
+
+use super::error::ApiError;
+use super::twilio_auth;
+use crate::db::call_logs::{self, Finish};
+use crate::startup::AppState;
+
+/// Twilio's final call statuses.
+const FINAL: &[&str] = &["completed", "busy", "no-answer", "failed", "canceled"];
+
+/// Seconds a summary queued here waits, so a call still live on another
+/// instance can flush its last segments first.
+const SUMMARY_GRACE_SECONDS: i64 = 15;
+
+/// The status callback.
+pub async fn status(
+    req: HttpRequest,
+    form: web::Form<Vec<(String, String)>>,
+    state: web::Data<AppState>,
+) -> Result<HttpResponse, ApiError> {
+    let params = form.into_inner();
+    twilio_auth::verify(&req, &params, &state)?;
+    let get = |key: &str| {
+        params
+            .iter()
+            .find(|(k, _)| k == key)
+            .map(|(_, v)| v.as_str())
+    };
+    let call_sid = get("CallSid")
+        .and_then(|s| CallSid::parse(s).ok())
+        .ok_or_else(|| ApiError::BadRequest("CallSid is missing or malformed".into()))?;
+    let Some(status) = get("CallStatus").filter(|s| FINAL.contains(s)) else {
+        return Ok(HttpResponse::NoContent().finish());
+    };
+    let duration = get("CallDuration")
+        .and_then(|d| d.parse::<i32>().ok())
+        .filter(|d| *d >= 0);
+
+    // Live here: end it the normal way (flush, record) as well.
+    let _ = state
+        .calls
+        .supervisor
+        .send(HangUp {
+            call_sid: call_sid.clone(),
+            reason: EndReason::HungUp,
+        })
+        .await;
+
+    let mut conn = state
+        .db
+        .get()
+        .await
+        .map_err(|e| ApiError::Unavailable(format!("database: {e}")))?;
+    let known = call_logs::finish(
+        &mut conn,
+        Finish {
+            call_sid: call_sid.as_str(),
+            ended_at: chrono::Utc::now(),
+            status: Some(status),
+            duration_seconds: duration,
+            end_reason: Some("status_callback"),
+            transferred_to: None,
+            summary_after_seconds: state
+                .settings
+                .features
+                .summaries
+                .then_some(SUMMARY_GRACE_SECONDS),
+        },
+    )
+    .await
+    .map_err(|e| ApiError::Unavailable(e.to_string()))?;
+    log::info!(
+        "{} call_sid={call_sid} status={status} duration_s={} known={known}",
+        events::CALL_STATUS,
+        duration.map_or_else(|| "-".to_owned(), |d| d.to_string())
+    );
+    Ok(HttpResponse::NoContent().finish())
+}

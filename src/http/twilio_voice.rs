@@ -1,0 +1,132 @@
+//! `POST /twilio/voice` (and the old engine's `/incoming-call-realtime`):
+//! Twilio's voice webhook. Signature checked; tenant found by `To`; an unknown
+//! number or an unsubscribed tenant gets a hang-up and **nothing** is opened
+//! for it; a tenant at its concurrency limit (counted across all instances)
+//! hears a short busy message; otherwise the call is registered and answered
+//! with a media stream carrying the tenant and a signed stream token.
+
+use actix_web::{web, HttpRequest, HttpResponse};
+use callvisor_actors::events;
+use callvisor_actors::ids::{CallSid, E164};
+use callvisor_actors::twilio_stream::{TENANT_PARAMETER, TOKEN_PARAMETER};
+
+use super::error::ApiError;
+use super::{twilio_auth, twiml};
+use crate::db::call_logs::{self, Admission, NewCall};
+use crate::db::tenants;
+use crate::startup::AppState;
+
+fn param<'a>(params: &'a [(String, String)], key: &str) -> Option<&'a str> {
+    params
+        .iter()
+        .find(|(k, _)| k == key)
+        .map(|(_, v)| v.as_str())
+}
+
+fn twiml_response(body: String) -> HttpResponse {
+    HttpResponse::Ok()
+        .content_type("text/xml; charset=utf-8")
+        .body(body)
+}
+
+fn reject(call_sid: &str, reason: &str, tenant: Option<&str>) -> HttpResponse {
+    log::info!(
+        "{} call_sid={call_sid} tenant={} reason={reason}",
+        events::CALL_REJECTED,
+        tenant.unwrap_or("-")
+    );
+    twiml_response(twiml::hang_up())
+}
+
+/// The voice webhook.
+pub async fn voice(
+    req: HttpRequest,
+    form: web::Form<Vec<(String, String)>>,
+    state: web::Data<AppState>,
+) -> Result<HttpResponse, ApiError> {
+    let params = form.into_inner();
+    twilio_auth::verify(&req, &params, &state)?;
+    if state.lifecycle.is_draining() {
+        return Err(ApiError::Unavailable("instance is draining".into()));
+    }
+    let call_sid = param(&params, "CallSid")
+        .and_then(|s| CallSid::parse(s).ok())
+        .ok_or_else(|| ApiError::BadRequest("CallSid is missing or malformed".into()))?;
+    let Some(to) = param(&params, "To").and_then(|t| E164::parse(t).ok()) else {
+        return Ok(reject(call_sid.as_str(), "unknown_number", None));
+    };
+    let caller = param(&params, "From")
+        .map(|f| E164::parse(f).map_or_else(|_| f.to_owned(), |n| n.to_string()));
+
+    let mut conn = state
+        .db
+        .get()
+        .await
+        .map_err(|e| ApiError::Unavailable(format!("database: {e}")))?;
+    let found = tenants::find_by_number(&mut conn, to.as_str())
+        .await
+        .map_err(|e| ApiError::Unavailable(e.to_string()))?;
+    let Some((tenant, _prompt)) = found else {
+        return Ok(reject(call_sid.as_str(), "unknown_number", None));
+    };
+    let tenant_id = tenant.id.to_string();
+    if !tenant.is_subscribed {
+        return Ok(reject(
+            call_sid.as_str(),
+            "not_subscribed",
+            Some(&tenant_id),
+        ));
+    }
+
+    let admission = call_logs::open(
+        &mut conn,
+        NewCall {
+            call_sid: call_sid.as_str(),
+            tenant_id: tenant.id,
+            caller: caller.as_deref(),
+            recipient: Some(to.as_str()),
+            direction: "inbound",
+            instance_id: &state.instance_id,
+        },
+    )
+    .await
+    .map_err(|e| ApiError::Unavailable(e.to_string()))?;
+    if let Admission::AtLimit { limit } = admission {
+        log::info!(
+            "{} call_sid={call_sid} tenant={tenant_id} reason=concurrency_limit limit={limit}",
+            events::CALL_REJECTED
+        );
+        let busy = busy_message(&tenant.preferred_language);
+        return Ok(twiml_response(twiml::say_and_hang_up(
+            busy,
+            Some(&tenant.preferred_language),
+        )));
+    }
+
+    let public_url = state
+        .settings
+        .server
+        .public_url
+        .as_deref()
+        .unwrap_or_default();
+    let token = state.calls.streams.issue(call_sid.as_str(), &tenant_id);
+    log::info!(
+        "{} call_sid={call_sid} tenant={tenant_id} from={} to={to}",
+        events::CALL_ANSWERED,
+        caller.as_deref().unwrap_or("-")
+    );
+    Ok(twiml_response(twiml::connect_stream(
+        &twilio_auth::media_stream_url(public_url),
+        &[(TENANT_PARAMETER, &tenant_id), (TOKEN_PARAMETER, &token)],
+    )))
+}
+
+/// "All lines busy", in the tenant's language.
+fn busy_message(language: &str) -> &'static str {
+    match language.split('-').next().unwrap_or(language) {
+        "fr" => "Toutes nos lignes sont occupées. Veuillez rappeler dans quelques instants.",
+        "ja" => "ただいま回線が混み合っております。しばらくしてからおかけ直しください。",
+        "rw" => "Imirongo yacu yose irahuze. Mwongere muhamagare mu kanya.",
+        _ => "All our lines are busy right now. Please call again in a few minutes.",
+    }
+}
