@@ -5,8 +5,7 @@ use std::process::ExitCode;
 use clap::Parser;
 
 fn main() -> ExitCode {
-    // One TLS crypto provider for the whole process (rustls refuses to guess
-    // when more than one is compiled in).
-    let _ = rustls::crypto::ring::default_provider().install_default();
+    // One TLS crypto provider for the whole process, before any client exists.
+    callvisor_actors::tls::install_provider();
     callvisor::cli::run(callvisor::cli::Cli::parse())
 }

@@ -74,6 +74,7 @@ impl ShutdownHandle {
             .await;
         let _ = calls.persistence.send(Flush).await;
         self.server.stop(true).await;
+        calls.stop();
         log::info!(
             "{} instance={}",
             events::SHUTDOWN_COMPLETE,

@@ -27,4 +27,5 @@ pub mod ports;
 pub mod protocol;
 pub mod realtime;
 pub mod supervisor;
+pub mod tls;
 pub mod twilio_stream;

@@ -143,11 +143,6 @@ impl PersistenceActor {
 
 impl Actor for PersistenceActor {
     type Context = Context<Self>;
-
-    fn started(&mut self, ctx: &mut Self::Context) {
-        // Appends arrive from every call; do not let a burst be refused.
-        ctx.set_mailbox_capacity(usize::MAX);
-    }
 }
 
 impl Supervised for PersistenceActor {

@@ -248,7 +248,6 @@ impl Actor for TwilioStreamActor {
     type Context = ws::WebsocketContext<Self>;
 
     fn started(&mut self, ctx: &mut Self::Context) {
-        ctx.set_mailbox_capacity(usize::MAX);
         ctx.run_interval(HEARTBEAT_INTERVAL, |act, ctx| {
             if act.last_seen.elapsed() > act.idle_timeout {
                 log::warn!(

@@ -45,7 +45,7 @@ pub struct CallSystem {
     pub streams: Arc<StreamSecret>,
     /// What each call's actors are given.
     pub deps: CallDeps,
-    _arbiters: Vec<Arbiter>,
+    arbiters: Vec<Arbiter>,
 }
 
 impl CallSystem {
@@ -150,7 +150,16 @@ impl CallSystem {
             persistence,
             streams,
             deps,
-            _arbiters: vec![persistence_arbiter, supervisor_arbiter, background],
+            arbiters: vec![persistence_arbiter, supervisor_arbiter, background],
+        }
+    }
+}
+
+impl CallSystem {
+    /// Stops the singletons' and the background work's threads (after a drain).
+    pub fn stop(&self) {
+        for arbiter in &self.arbiters {
+            arbiter.stop();
         }
     }
 }

@@ -16,6 +16,7 @@ thread_local! {
 
 /// This thread's HTTP client.
 pub(crate) fn client() -> awc::Client {
+    callvisor_actors::tls::install_provider();
     CLIENT.with(Clone::clone)
 }
 

@@ -330,8 +330,6 @@ impl Actor for CallActor {
     type Context = Context<Self>;
 
     fn started(&mut self, ctx: &mut Self::Context) {
-        // Audio arrives every 20 ms from two sides; never refuse it.
-        ctx.set_mailbox_capacity(usize::MAX);
         log::info!(
             "{} call_sid={} tenant={}",
             events::CALL_STARTED,

@@ -239,11 +239,11 @@ impl Actor for RealtimeActor {
     type Context = Context<Self>;
 
     fn started(&mut self, ctx: &mut Self::Context) {
-        ctx.set_mailbox_capacity(usize::MAX);
         let url = realtime_url(&self.endpoint.url, &self.session.model);
         let key = self.endpoint.api_key.clone();
         let timeout = self.connect_timeout;
         let connect = async move {
+            crate::tls::install_provider();
             let client = awc::Client::builder()
                 // HTTP/2 cannot carry a WebSocket upgrade in awc: offer HTTP/1.1 only.
                 .max_http_version(awc::http::Version::HTTP_11)

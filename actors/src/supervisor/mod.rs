@@ -81,10 +81,6 @@ impl CallSupervisor {
 
 impl Actor for CallSupervisor {
     type Context = Context<Self>;
-
-    fn started(&mut self, ctx: &mut Self::Context) {
-        ctx.set_mailbox_capacity(usize::MAX);
-    }
 }
 
 impl Handler<AttachStream> for CallSupervisor {

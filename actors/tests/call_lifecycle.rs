@@ -1,0 +1,214 @@
+//! CallActor with probe ports: the end-of-call sequence runs exactly once
+//! whatever triggers it, and an unreachable agent ends in an apology and a
+//! clean end, never silence.
+
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use actix::prelude::*;
+use callvisor_actors::call::messages::{FromTwilio, ToTwilio};
+use callvisor_actors::call::CallActor;
+use callvisor_actors::ids::{CallSid, TenantId};
+use callvisor_actors::persistence::PersistenceActor;
+use callvisor_actors::ports::*;
+use callvisor_actors::protocol::realtime::SessionConfig;
+use callvisor_actors::supervisor::messages::CallEnded;
+
+#[derive(Default)]
+struct Probe {
+    finished: Mutex<Vec<CallEnd>>,
+    apologies: Mutex<Vec<String>>,
+    twilio: Mutex<Vec<String>>,
+    ended: Mutex<u32>,
+}
+
+struct Ports(Arc<Probe>);
+
+impl CallStore for Ports {
+    fn load_plan(
+        &self,
+        call_sid: &CallSid,
+        tenant: &TenantId,
+    ) -> PortFuture<Result<CallPlan, PortError>> {
+        let plan = CallPlan {
+            call_sid: call_sid.clone(),
+            tenant_id: tenant.clone(),
+            caller: Some("+15550000001".into()),
+            recipient: Some("+15550000002".into()),
+            session: SessionConfig::default(),
+            handoff_number: None,
+            apology: "Sorry, try later.".into(),
+        };
+        Box::pin(async move { Ok(plan) })
+    }
+    fn finish_call(&self, end: CallEnd) -> PortFuture<Result<(), PortError>> {
+        self.0.finished.lock().unwrap().push(end);
+        Box::pin(async { Ok(()) })
+    }
+}
+
+impl TranscriptSink for Ports {
+    fn write(&self, _batch: Vec<Segment>) -> PortFuture<Result<(), PortError>> {
+        Box::pin(async { Ok(()) })
+    }
+}
+
+impl ToolRunner for Ports {
+    fn run(&self, _call: ToolCall) -> PortFuture<String> {
+        Box::pin(async { "{}".to_owned() })
+    }
+}
+
+impl CallControl for Ports {
+    fn say_and_hang_up(
+        &self,
+        _call_sid: &CallSid,
+        text: &str,
+    ) -> PortFuture<Result<(), PortError>> {
+        self.0.apologies.lock().unwrap().push(text.to_owned());
+        Box::pin(async { Ok(()) })
+    }
+    fn transfer(&self, _: &CallSid, _: &str, _: Option<&str>) -> PortFuture<Result<(), PortError>> {
+        Box::pin(async { Ok(()) })
+    }
+    fn hang_up(&self, _: &CallSid) -> PortFuture<Result<(), PortError>> {
+        Box::pin(async { Ok(()) })
+    }
+}
+
+impl StreamAuthority for Ports {
+    fn check(&self, _: &str, _: &str, _: &str) -> Result<(), String> {
+        Ok(())
+    }
+}
+
+/// Records what the call sends to "Twilio" and to "the supervisor".
+struct Recorder(Arc<Probe>);
+
+impl Actor for Recorder {
+    type Context = Context<Self>;
+}
+
+impl Handler<ToTwilio> for Recorder {
+    type Result = ();
+    fn handle(&mut self, msg: ToTwilio, _: &mut Self::Context) {
+        let name = match msg {
+            ToTwilio::Audio { .. } => "audio",
+            ToTwilio::Clear => "clear",
+            ToTwilio::Close => "close",
+        };
+        self.0.twilio.lock().unwrap().push(name.to_owned());
+    }
+}
+
+impl Handler<CallEnded> for Recorder {
+    type Result = ();
+    fn handle(&mut self, _: CallEnded, _: &mut Self::Context) {
+        *self.0.ended.lock().unwrap() += 1;
+    }
+}
+
+/// A port nothing listens on: connections are refused at once.
+fn closed_port() -> u16 {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    listener.local_addr().unwrap().port()
+}
+
+fn start_call(probe: &Arc<Probe>, realtime_url: String, max_reconnects: u32) -> Addr<CallActor> {
+    let ports = Arc::new(Ports(probe.clone()));
+    let deps = CallDeps {
+        store: ports.clone(),
+        tools: ports.clone(),
+        control: ports.clone(),
+        authority: ports.clone(),
+        realtime: RealtimeEndpoint {
+            url: realtime_url,
+            api_key: Arc::from("sk-test"),
+        },
+        tuning: CallTuning {
+            max_reconnects,
+            connect_timeout: Duration::from_millis(500),
+            ..CallTuning::default()
+        },
+    };
+    let persistence = PersistenceActor::new(ports, 10, Duration::from_millis(10)).start();
+    let recorder = Recorder(probe.clone()).start();
+    CallActor::new(
+        1,
+        CallSid::parse("CA1").unwrap(),
+        TenantId::parse("t1").unwrap(),
+        deps,
+        persistence,
+        recorder.clone().recipient(),
+        recorder.recipient(),
+        7,
+    )
+    .start()
+}
+
+async fn settle() {
+    actix_rt::time::sleep(Duration::from_millis(150)).await;
+}
+
+#[actix_rt::test]
+async fn stop_and_socket_loss_together_end_the_call_once() {
+    // Arrange: an agent that can never be reached, so only Twilio drives the end.
+    let probe = Arc::new(Probe::default());
+    let call = start_call(
+        &probe,
+        format!("ws://127.0.0.1:{}/v1/realtime", closed_port()),
+        100,
+    );
+    // Act: Twilio's stop, then the socket closing, then a late duplicate.
+    call.do_send(FromTwilio::Stopped { socket: 7 });
+    call.do_send(FromTwilio::SocketClosed { socket: 7 });
+    call.do_send(FromTwilio::Stopped { socket: 7 });
+    settle().await;
+    // Assert
+    let finished = probe.finished.lock().unwrap();
+    assert_eq!(finished.len(), 1, "finish_call exactly once");
+    assert_eq!(finished[0].reason, EndReason::TwilioStopped);
+    assert_eq!(*probe.ended.lock().unwrap(), 1, "supervisor told once");
+    assert!(probe.apologies.lock().unwrap().is_empty());
+}
+
+#[actix_rt::test]
+async fn a_replaced_sockets_close_does_not_end_the_call() {
+    let probe = Arc::new(Probe::default());
+    let call = start_call(
+        &probe,
+        format!("ws://127.0.0.1:{}/v1/realtime", closed_port()),
+        100,
+    );
+    call.do_send(FromTwilio::SocketClosed { socket: 6 }); // not this call's socket
+    settle().await;
+    assert!(probe.finished.lock().unwrap().is_empty());
+    call.do_send(FromTwilio::SocketClosed { socket: 7 });
+    settle().await;
+    assert_eq!(
+        probe.finished.lock().unwrap()[0].reason,
+        EndReason::SocketLost
+    );
+}
+
+#[actix_rt::test]
+async fn an_unreachable_agent_ends_in_an_apology_not_silence() {
+    // Arrange: two reconnects allowed, nothing listening.
+    let probe = Arc::new(Probe::default());
+    let _call = start_call(
+        &probe,
+        format!("ws://127.0.0.1:{}/v1/realtime", closed_port()),
+        2,
+    );
+    // Act: first attempt + 2 reconnects (100 ms, 200 ms backoff) fail.
+    actix_rt::time::sleep(Duration::from_millis(1500)).await;
+    // Assert
+    assert_eq!(
+        *probe.apologies.lock().unwrap(),
+        vec!["Sorry, try later.".to_owned()]
+    );
+    let finished = probe.finished.lock().unwrap();
+    assert_eq!(finished.len(), 1);
+    assert_eq!(finished[0].reason, EndReason::UpstreamFailed);
+    assert!(probe.twilio.lock().unwrap().contains(&"close".to_owned()));
+}

@@ -1,0 +1,133 @@
+//! PersistenceActor against an in-memory sink: batches by size and by time,
+//! keeps order, retries a failing sink without losing anything, and `Flush`
+//! resolves only once everything before it is written.
+
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use actix::prelude::*;
+use callvisor_actors::ids::CallSid;
+use callvisor_actors::persistence::{AppendSegment, Flush, GetStats, PersistenceActor};
+use callvisor_actors::ports::{PortError, PortFuture, Role, Segment, TranscriptSink};
+use chrono::Utc;
+
+#[derive(Default)]
+struct MemorySink {
+    batches: Mutex<Vec<Vec<u32>>>,
+    failures_left: Mutex<u32>,
+}
+
+impl TranscriptSink for MemorySink {
+    fn write(&self, batch: Vec<Segment>) -> PortFuture<Result<(), PortError>> {
+        let result = {
+            let mut failures = self.failures_left.lock().unwrap();
+            if *failures > 0 {
+                *failures -= 1;
+                Err(PortError("database is away".into()))
+            } else {
+                self.batches
+                    .lock()
+                    .unwrap()
+                    .push(batch.iter().map(|s| s.seq).collect());
+                Ok(())
+            }
+        };
+        Box::pin(async move { result })
+    }
+}
+
+fn segment(seq: u32) -> Segment {
+    Segment {
+        call_sid: CallSid::parse("CA1").unwrap(),
+        seq,
+        role: Role::User,
+        text: format!("segment {seq}"),
+        at: Utc::now(),
+    }
+}
+
+fn start(sink: Arc<MemorySink>, batch: usize, interval: Duration) -> Addr<PersistenceActor> {
+    PersistenceActor::new(sink, batch, interval).start()
+}
+
+#[actix_rt::test]
+async fn a_full_batch_is_written_at_once_in_one_statement() {
+    // Arrange: a long interval, so only the size can trigger the write.
+    let sink = Arc::new(MemorySink::default());
+    let actor = start(sink.clone(), 4, Duration::from_secs(60));
+    // Act
+    for seq in 0..8 {
+        actor.do_send(AppendSegment {
+            segment: segment(seq),
+        });
+    }
+    actix_rt::time::sleep(Duration::from_millis(100)).await;
+    // Assert
+    assert_eq!(
+        *sink.batches.lock().unwrap(),
+        vec![vec![0, 1, 2, 3], vec![4, 5, 6, 7]]
+    );
+}
+
+#[actix_rt::test]
+async fn a_partial_batch_is_written_after_the_interval() {
+    let sink = Arc::new(MemorySink::default());
+    let actor = start(sink.clone(), 100, Duration::from_millis(50));
+    actor.do_send(AppendSegment {
+        segment: segment(0),
+    });
+    actor.do_send(AppendSegment {
+        segment: segment(1),
+    });
+    assert!(
+        sink.batches.lock().unwrap().is_empty(),
+        "not before the interval"
+    );
+    actix_rt::time::sleep(Duration::from_millis(200)).await;
+    assert_eq!(*sink.batches.lock().unwrap(), vec![vec![0, 1]]);
+}
+
+#[actix_rt::test]
+async fn a_failing_sink_is_retried_and_nothing_is_lost_or_reordered() {
+    // Arrange: the first three writes fail.
+    let sink = Arc::new(MemorySink::default());
+    *sink.failures_left.lock().unwrap() = 3;
+    let actor = start(sink.clone(), 2, Duration::from_millis(10));
+    // Act
+    for seq in 0..5 {
+        actor.do_send(AppendSegment {
+            segment: segment(seq),
+        });
+    }
+    actor.send(Flush).await.unwrap();
+    // Assert
+    let written: Vec<u32> = sink
+        .batches
+        .lock()
+        .unwrap()
+        .iter()
+        .flatten()
+        .copied()
+        .collect();
+    assert_eq!(written, vec![0, 1, 2, 3, 4]);
+    let stats = actor.send(GetStats).await.unwrap();
+    assert_eq!(stats.retries, 3);
+    assert_eq!(stats.written, 5);
+    assert_eq!(stats.buffered, 0);
+}
+
+#[actix_rt::test]
+async fn flush_waits_for_everything_appended_before_it() {
+    let sink = Arc::new(MemorySink::default());
+    let actor = start(sink.clone(), 1000, Duration::from_secs(60));
+    for seq in 0..10 {
+        actor.do_send(AppendSegment {
+            segment: segment(seq),
+        });
+    }
+    actor.send(Flush).await.unwrap();
+    let written: usize = sink.batches.lock().unwrap().iter().map(Vec::len).sum();
+    assert_eq!(written, 10);
+    // An empty flush returns at once.
+    actor.send(Flush).await.unwrap();
+}
