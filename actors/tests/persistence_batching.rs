@@ -1,6 +1,7 @@
 //! PersistenceActor against an in-memory sink: batches by size and by time,
 //! keeps order, retries a failing sink without losing anything, and `Flush`
 //! resolves only once everything before it is written.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
