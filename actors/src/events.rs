@@ -70,6 +70,12 @@ pub const REALTIME_READY: &str = "REALTIME_READY";
 pub const REALTIME_CLOSED: &str = "REALTIME_CLOSED";
 /// Reconnecting within the restart budget.
 pub const REALTIME_RECONNECTING: &str = "REALTIME_RECONNECTING";
+/// A Realtime session was opened while the phone rang.
+pub const REALTIME_PREOPENED: &str = "REALTIME_PREOPENED";
+/// The call adopted its pre-opened session.
+pub const REALTIME_ADOPTED: &str = "REALTIME_ADOPTED";
+/// A pre-opened session was not adopted in time (the socket went elsewhere) and closed.
+pub const REALTIME_PREOPEN_EXPIRED: &str = "REALTIME_PREOPEN_EXPIRED";
 /// Over the restart budget: the call gives up on the agent.
 pub const REALTIME_FAILED: &str = "REALTIME_FAILED";
 /// The API sent an `error` event.

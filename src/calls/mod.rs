@@ -16,8 +16,11 @@ use actix::prelude::*;
 use tokio::sync::Notify;
 
 use callvisor_actors::events;
+use callvisor_actors::ids::CallSid;
 use callvisor_actors::persistence::PersistenceActor;
 use callvisor_actors::ports::{CallDeps, CallTuning, RealtimeEndpoint};
+use callvisor_actors::protocol::realtime::SessionConfig;
+use callvisor_actors::realtime::{preopen, RealtimeActor};
 use callvisor_actors::supervisor::messages::ListCalls;
 use callvisor_actors::supervisor::CallSupervisor;
 
@@ -45,6 +48,8 @@ pub struct CallSystem {
     pub streams: Arc<StreamSecret>,
     /// What each call's actors are given.
     pub deps: CallDeps,
+    /// Pre-open Realtime sessions while the phone rings, parked this long.
+    preopen_timeout: Option<Duration>,
     arbiters: Vec<Arbiter>,
 }
 
@@ -150,12 +155,36 @@ impl CallSystem {
             persistence,
             streams,
             deps,
+            preopen_timeout: settings
+                .calls
+                .preopen_realtime
+                .then(|| Duration::from_secs(settings.calls.preopen_timeout_seconds)),
             arbiters: vec![persistence_arbiter, supervisor_arbiter, background],
         }
     }
 }
 
 impl CallSystem {
+    /// Opens the agent's session for a call that is about to connect (on this
+    /// worker thread), unless pre-opening is switched off.
+    pub fn preopen(&self, call_sid: &CallSid, session: SessionConfig) {
+        let Some(park_timeout) = self.preopen_timeout else {
+            return;
+        };
+        let tuning = &self.deps.tuning;
+        let actor = RealtimeActor::parked(
+            call_sid.clone(),
+            self.deps.realtime.clone(),
+            session,
+            tuning.connect_timeout,
+            tuning.max_buffered_frames,
+            park_timeout,
+        )
+        .start();
+        preopen::park(call_sid.as_str(), actor);
+        log::info!("{} call_sid={call_sid}", events::REALTIME_PREOPENED);
+    }
+
     /// Stops the singletons' and the background work's threads (after a drain).
     pub fn stop(&self) {
         for arbiter in &self.arbiters {

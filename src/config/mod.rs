@@ -186,6 +186,8 @@ pub struct CallSettings {
     pub realtime_max_reconnects: u32,
     pub realtime_connect_timeout_ms: u64,
     pub summary_retry_seconds: u64,
+    pub preopen_realtime: bool,
+    pub preopen_timeout_seconds: u64,
 }
 
 /// Where logs go besides stderr.

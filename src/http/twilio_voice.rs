@@ -7,11 +7,12 @@
 
 use actix_web::{web, HttpRequest, HttpResponse};
 use callvisor_actors::events;
-use callvisor_actors::ids::{CallSid, E164};
+use callvisor_actors::ids::{CallSid, TenantId, E164};
 use callvisor_actors::twilio_stream::{TENANT_PARAMETER, TOKEN_PARAMETER};
 
 use super::error::ApiError;
 use super::{twilio_auth, twiml};
+use crate::calls::plan;
 use crate::db::call_logs::{self, Admission, NewCall};
 use crate::db::tenants;
 use crate::startup::AppState;
@@ -66,7 +67,7 @@ pub async fn voice(
     let found = tenants::find_by_number(&mut conn, to.as_str())
         .await
         .map_err(|e| ApiError::Unavailable(e.to_string()))?;
-    let Some((tenant, _prompt)) = found else {
+    let Some((tenant, prompt)) = found else {
         return Ok(reject(call_sid.as_str(), "unknown_number", None));
     };
     let tenant_id = tenant.id.to_string();
@@ -101,6 +102,19 @@ pub async fn voice(
             busy,
             Some(&tenant.preferred_language),
         )));
+    }
+
+    if let Ok(tenant_key) = TenantId::parse(&tenant_id) {
+        let plan = plan::build(
+            call_sid.clone(),
+            tenant_key,
+            &tenant,
+            &prompt,
+            caller.clone(),
+            Some(to.to_string()),
+            &state.settings.openai,
+        );
+        state.calls.preopen(&call_sid, plan.session);
     }
 
     let public_url = state

@@ -142,6 +142,14 @@ pub enum ToRealtime {
     },
     /// Close the connection (the call is ending); no `Closed` report follows.
     Close,
+    /// A call's actor takes over a pre-opened session: events go to `owner`
+    /// from now on, starting with those held while parked.
+    Adopt {
+        /// The call's actor.
+        owner: Recipient<FromRealtime>,
+        /// Its generation for this connection.
+        generation: u32,
+    },
 }
 
 /// Commands from the supervisor to a call.

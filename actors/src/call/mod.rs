@@ -30,7 +30,7 @@ use crate::events;
 use crate::ids::{CallSid, TenantId};
 use crate::persistence::{AppendSegment, Flush, PersistenceActor};
 use crate::ports::{CallDeps, CallEnd, CallPlan, EndReason, Role, Segment};
-use crate::realtime::{Opening, RealtimeActor};
+use crate::realtime::{preopen, Opening, RealtimeActor};
 use crate::supervisor::messages::CallEnded;
 use barge_in::Playback;
 use messages::{
@@ -336,11 +336,26 @@ impl Actor for CallActor {
             self.call_sid,
             self.tenant_id
         );
+        // A session opened while the phone rang is already greeting the caller.
+        if let Some(session) = preopen::take(self.call_sid.as_str()) {
+            self.generation = 1;
+            session.do_send(ToRealtime::Adopt {
+                owner: ctx.address().recipient(),
+                generation: self.generation,
+            });
+            log::info!(
+                "{} call_sid={} tenant={}",
+                events::REALTIME_ADOPTED,
+                self.call_sid,
+                self.tenant_id
+            );
+            self.realtime = Some(session);
+        }
         let load = self.deps.store.load_plan(&self.call_sid, &self.tenant_id);
         ctx.spawn(load.into_actor(self).map(|result, act, ctx| match result {
             Ok(plan) => {
                 act.plan = Some(Arc::new(plan));
-                if !act.phase.is_ending() {
+                if !act.phase.is_ending() && act.realtime.is_none() {
                     act.open_realtime(ctx, Opening::Greet);
                 }
             }

@@ -13,6 +13,7 @@
 //! whether to start a new one (its restart budget). awc is per-thread, so the
 //! actor lives on its call's worker thread.
 
+pub mod preopen;
 mod session;
 
 use std::borrow::Cow;
@@ -37,6 +38,9 @@ pub use session::realtime_url;
 
 type WsSink = SplitSink<Framed<BoxedSocket, Codec>, Message>;
 
+/// Events a parked session holds at most (a long greeting is a few hundred).
+const MAX_PARKED_EVENTS: usize = 4096;
+
 /// How the connection starts: a new conversation, or one restored after a drop.
 #[derive(Debug, Clone)]
 pub enum Opening {
@@ -52,7 +56,12 @@ pub struct RealtimeActor {
     endpoint: RealtimeEndpoint,
     session: SessionConfig,
     opening: Opening,
-    owner: Recipient<FromRealtime>,
+    /// The call's actor; `None` while parked (pre-opened, not adopted yet).
+    owner: Option<Recipient<FromRealtime>>,
+    /// Events that arrived while parked, replayed on adoption (the greeting).
+    parked_events: Vec<RealtimeEvent>,
+    /// Close if not adopted within this time.
+    park_timeout: Option<Duration>,
     generation: u32,
     connect_timeout: Duration,
     max_pending: usize,
@@ -81,13 +90,47 @@ impl RealtimeActor {
         connect_timeout: Duration,
         max_pending: usize,
     ) -> Self {
+        let mut actor =
+            Self::new_unowned(call_sid, endpoint, session, connect_timeout, max_pending);
+        actor.opening = opening;
+        actor.owner = Some(owner);
+        actor.generation = generation;
+        actor
+    }
+
+    /// A session opened before its call has an actor (see [`preopen`]):
+    /// it greets the caller-to-be and holds what it hears until adopted
+    /// through [`ToRealtime::Adopt`], or closes after `park_timeout`.
+    pub fn parked(
+        call_sid: CallSid,
+        endpoint: RealtimeEndpoint,
+        session: SessionConfig,
+        connect_timeout: Duration,
+        max_pending: usize,
+        park_timeout: Duration,
+    ) -> Self {
+        let mut actor =
+            Self::new_unowned(call_sid, endpoint, session, connect_timeout, max_pending);
+        actor.park_timeout = Some(park_timeout);
+        actor
+    }
+
+    fn new_unowned(
+        call_sid: CallSid,
+        endpoint: RealtimeEndpoint,
+        session: SessionConfig,
+        connect_timeout: Duration,
+        max_pending: usize,
+    ) -> Self {
         Self {
             call_sid,
             endpoint,
             session,
-            opening,
-            owner,
-            generation,
+            opening: Opening::Greet,
+            owner: None,
+            parked_events: Vec::new(),
+            park_timeout: None,
+            generation: 0,
             connect_timeout,
             max_pending,
             sink: None,
@@ -99,11 +142,15 @@ impl RealtimeActor {
         }
     }
 
-    fn report(&self, event: RealtimeEvent) {
-        self.owner.do_send(FromRealtime {
-            generation: self.generation,
-            event,
-        });
+    fn report(&mut self, event: RealtimeEvent) {
+        match &self.owner {
+            Some(owner) => owner.do_send(FromRealtime {
+                generation: self.generation,
+                event,
+            }),
+            None if self.parked_events.len() < MAX_PARKED_EVENTS => self.parked_events.push(event),
+            None => {}
+        }
     }
 
     fn report_closed(&mut self, reason: String) {
@@ -111,6 +158,10 @@ impl RealtimeActor {
             return;
         }
         self.reported = true;
+        if self.owner.is_none() {
+            // Parked: nobody to tell; the call will open its own when it comes.
+            preopen::forget_by_call(self.call_sid.as_str());
+        }
         log::warn!(
             "{} call_sid={} generation={} reason={reason:?}",
             events::REALTIME_CLOSED,
@@ -160,6 +211,15 @@ impl RealtimeActor {
                 }
             }
         }
+    }
+
+    fn close(&mut self, ctx: &mut Context<Self>) {
+        self.closing = true;
+        if let Some(sink) = &mut self.sink {
+            let _ = sink.write(Message::Close(Some(CloseReason::from(CloseCode::Normal))));
+            sink.close();
+        }
+        ctx.stop();
     }
 
     fn on_text(&mut self, text: ByteString) {
@@ -239,6 +299,19 @@ impl Actor for RealtimeActor {
     type Context = Context<Self>;
 
     fn started(&mut self, ctx: &mut Self::Context) {
+        if let Some(timeout) = self.park_timeout {
+            ctx.run_later(timeout, |act, ctx| {
+                if act.owner.is_none() {
+                    log::info!(
+                        "{} call_sid={} reason=not_adopted",
+                        events::REALTIME_PREOPEN_EXPIRED,
+                        act.call_sid
+                    );
+                    preopen::forget(act.call_sid.as_str(), &ctx.address());
+                    act.close(ctx);
+                }
+            });
+        }
         let url = realtime_url(&self.endpoint.url, &self.session.model);
         let key = self.endpoint.api_key.clone();
         let timeout = self.connect_timeout;
@@ -326,13 +399,13 @@ impl Handler<ToRealtime> for RealtimeActor {
                     self.send_buf();
                 }
             }
-            ToRealtime::Close => {
-                self.closing = true;
-                if let Some(sink) = &mut self.sink {
-                    let _ = sink.write(Message::Close(Some(CloseReason::from(CloseCode::Normal))));
-                    sink.close();
+            ToRealtime::Close => self.close(ctx),
+            ToRealtime::Adopt { owner, generation } => {
+                self.generation = generation;
+                for event in std::mem::take(&mut self.parked_events) {
+                    owner.do_send(FromRealtime { generation, event });
                 }
-                ctx.stop();
+                self.owner = Some(owner);
             }
         }
     }
