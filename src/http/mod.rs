@@ -3,6 +3,7 @@
 
 pub mod error;
 pub mod health;
+pub mod metrics;
 pub mod twilio_auth;
 pub mod twilio_media;
 pub mod twilio_status;
@@ -15,6 +16,7 @@ use actix_web::web;
 pub fn routes(cfg: &mut web::ServiceConfig) {
     cfg.route("/healthz", web::get().to(health::healthz))
         .route("/readyz", web::get().to(health::readyz))
+        .route("/metrics", web::get().to(metrics::metrics))
         .route("/twilio/voice", web::post().to(twilio_voice::voice))
         // The old engine's path for the same webhook.
         .route("/incoming-call-realtime", web::post().to(twilio_voice::voice))
