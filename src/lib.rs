@@ -12,4 +12,5 @@ pub mod logging;
 pub mod secret;
 pub mod shutdown;
 pub mod signing;
+pub mod standins;
 pub mod startup;

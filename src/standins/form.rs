@@ -127,12 +127,19 @@ mod tests {
 
     #[test]
     fn keeps_broken_escapes_literally() {
-        assert_eq!(parse_form("a=100%&b=%zz&c=%e2%98%8e"), pairs(&[("a", "100%"), ("b", "%zz"), ("c", "☎")]));
+        assert_eq!(
+            parse_form("a=100%&b=%zz&c=%e2%98%8e"),
+            pairs(&[("a", "100%"), ("b", "%zz"), ("c", "☎")])
+        );
     }
 
     #[test]
     fn encoding_round_trips() {
-        let original = pairs(&[("Body", "héllo & <bye> +1 ☎"), ("Empty", ""), ("a=b", "c&d")]);
+        let original = pairs(&[
+            ("Body", "héllo & <bye> +1 ☎"),
+            ("Empty", ""),
+            ("a=b", "c&d"),
+        ]);
         let encoded = encode_form(&original);
         assert!(!encoded.contains(' '), "{encoded}");
         assert_eq!(parse_form(&encoded), original);

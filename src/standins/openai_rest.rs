@@ -304,10 +304,7 @@ fn check_model(body: &Value) -> Result<String, (StatusCode, Option<Value>)> {
     }
     match body.get("model").and_then(Value::as_str) {
         Some(model) if !model.is_empty() => Ok(model.to_owned()),
-        _ => Err(bad_request(
-            "Missing required parameter: 'model'.",
-            "model",
-        )),
+        _ => Err(bad_request("Missing required parameter: 'model'.", "model")),
     }
 }
 
@@ -351,12 +348,16 @@ fn chat_completion(
         .and_then(Value::as_array)
         .filter(|m| !m.is_empty())
     else {
-        return bad_request(
-            "Missing required parameter: 'messages'.",
-            "messages",
-        );
+        return bad_request("Missing required parameter: 'messages'.", "messages");
     };
-    const ROLES: [&str; 6] = ["system", "developer", "user", "assistant", "tool", "function"];
+    const ROLES: [&str; 6] = [
+        "system",
+        "developer",
+        "user",
+        "assistant",
+        "tool",
+        "function",
+    ];
     for (i, message) in messages.iter().enumerate() {
         let role = message.get("role").and_then(Value::as_str);
         if !role.is_some_and(|r| ROLES.contains(&r)) {
@@ -472,17 +473,19 @@ fn realtime_call_control(path: &str, body: &Value) -> (StatusCode, Option<Value>
         }
         "refer" => {
             if body.get("target_uri").and_then(Value::as_str).is_none() {
-                return bad_request(
-                    "Missing required parameter: 'target_uri'.",
-                    "target_uri",
-                );
+                return bad_request("Missing required parameter: 'target_uri'.", "target_uri");
             }
             (StatusCode::OK, None)
         }
         "reject" | "hangup" => (StatusCode::OK, None),
         _ => (
             StatusCode::NOT_FOUND,
-            Some(error_body("Invalid URL.", "invalid_request_error", None, None)),
+            Some(error_body(
+                "Invalid URL.",
+                "invalid_request_error",
+                None,
+                None,
+            )),
         ),
     }
 }
@@ -491,12 +494,7 @@ fn realtime_call_control(path: &str, body: &Value) -> (StatusCode, Option<Value>
 mod tests {
     use super::*;
 
-    async fn post(
-        base: &str,
-        path: &str,
-        key: Option<&str>,
-        body: &Value,
-    ) -> (u16, Value) {
+    async fn post(base: &str, path: &str, key: Option<&str>, body: &Value) -> (u16, Value) {
         let client = awc::Client::default();
         let mut request = client.post(format!("{base}{path}"));
         if let Some(key) = key {
@@ -523,11 +521,20 @@ mod tests {
         ]});
 
         // Act
-        let (status, value) = post(&rest.base_url(), "/chat/completions", Some("sk-test"), &body).await;
+        let (status, value) = post(
+            &rest.base_url(),
+            "/chat/completions",
+            Some("sk-test"),
+            &body,
+        )
+        .await;
 
         // Assert
         assert_eq!(status, 200);
-        let content = value.pointer("/choices/0/message/content").and_then(Value::as_str).unwrap();
+        let content = value
+            .pointer("/choices/0/message/content")
+            .and_then(Value::as_str)
+            .unwrap();
         let expected: String = transcript.chars().take(120).collect();
         assert_eq!(content, format!("Summary: {expected}"));
         assert_eq!(value["object"], "chat.completion");
@@ -546,7 +553,10 @@ mod tests {
         assert_eq!(status, 200);
         assert_eq!(value["object"], "response");
         assert_eq!(value.pointer("/output/0/type").unwrap(), "message");
-        assert_eq!(value.pointer("/output/0/content/0/type").unwrap(), "output_text");
+        assert_eq!(
+            value.pointer("/output/0/content/0/type").unwrap(),
+            "output_text"
+        );
         assert_eq!(
             value.pointer("/output/0/content/0/text").unwrap(),
             "Summary: The caller booked a table."
@@ -567,7 +577,12 @@ mod tests {
         let (status, value) = post(&base, "/chat/completions", None, &good).await;
         assert_eq!(status, 401);
         assert_eq!(value["error"]["code"], "invalid_api_key");
-        assert_eq!(post(&base, "/chat/completions", Some("sk-wrong"), &good).await.0, 401);
+        assert_eq!(
+            post(&base, "/chat/completions", Some("sk-wrong"), &good)
+                .await
+                .0,
+            401
+        );
 
         // Injected failures, then success: the retry path.
         rest.fail_next(2);
@@ -580,22 +595,106 @@ mod tests {
         }
         let (status, value) = post(&base, "/chat/completions", Some("sk-right"), &good).await;
         assert_eq!(status, 200);
-        assert_eq!(value.pointer("/choices/0/message/content").unwrap(), "Summary: hi");
+        assert_eq!(
+            value.pointer("/choices/0/message/content").unwrap(),
+            "Summary: hi"
+        );
         rest.fail_next_with(1, 429);
-        let (status, value) = post(&base, "/responses", Some("sk-right"), &json!({"model": "m", "input": "x"})).await;
-        assert_eq!((status, value["error"]["code"].as_str()), (429, Some("rate_limit_exceeded")));
+        let (status, value) = post(
+            &base,
+            "/responses",
+            Some("sk-right"),
+            &json!({"model": "m", "input": "x"}),
+        )
+        .await;
+        assert_eq!(
+            (status, value["error"]["code"].as_str()),
+            (429, Some("rate_limit_exceeded"))
+        );
 
         // Validation.
-        assert_eq!(post(&base, "/chat/completions", Some("sk-right"), &json!({"messages": []})).await.0, 400);
-        assert_eq!(post(&base, "/chat/completions", Some("sk-right"), &json!({"model": "m"})).await.0, 400);
-        assert_eq!(post(&base, "/chat/completions", Some("sk-right"), &json!({"model": "m", "messages": [{"role": "robot", "content": "x"}]})).await.0, 400);
-        assert_eq!(post(&base, "/responses", Some("sk-right"), &json!({"model": "m"})).await.0, 400);
-        assert_eq!(post(&base, "/nope", Some("sk-right"), &json!({})).await.0, 404);
+        assert_eq!(
+            post(
+                &base,
+                "/chat/completions",
+                Some("sk-right"),
+                &json!({"messages": []})
+            )
+            .await
+            .0,
+            400
+        );
+        assert_eq!(
+            post(
+                &base,
+                "/chat/completions",
+                Some("sk-right"),
+                &json!({"model": "m"})
+            )
+            .await
+            .0,
+            400
+        );
+        assert_eq!(
+            post(
+                &base,
+                "/chat/completions",
+                Some("sk-right"),
+                &json!({"model": "m", "messages": [{"role": "robot", "content": "x"}]})
+            )
+            .await
+            .0,
+            400
+        );
+        assert_eq!(
+            post(
+                &base,
+                "/responses",
+                Some("sk-right"),
+                &json!({"model": "m"})
+            )
+            .await
+            .0,
+            400
+        );
+        assert_eq!(
+            post(&base, "/nope", Some("sk-right"), &json!({})).await.0,
+            404
+        );
 
         // Realtime SIP call controls.
-        assert_eq!(post(&base, "/realtime/calls/rtc_1/accept", Some("sk-right"), &json!({"type": "realtime", "model": "gpt-realtime"})).await, (200, Value::Null));
-        assert_eq!(post(&base, "/realtime/calls/rtc_1/accept", Some("sk-right"), &json!({"model": "gpt-realtime"})).await.0, 400);
-        assert_eq!(post(&base, "/realtime/calls/rtc_1/hangup", Some("sk-right"), &json!({})).await.0, 200);
+        assert_eq!(
+            post(
+                &base,
+                "/realtime/calls/rtc_1/accept",
+                Some("sk-right"),
+                &json!({"type": "realtime", "model": "gpt-realtime"})
+            )
+            .await,
+            (200, Value::Null)
+        );
+        assert_eq!(
+            post(
+                &base,
+                "/realtime/calls/rtc_1/accept",
+                Some("sk-right"),
+                &json!({"model": "gpt-realtime"})
+            )
+            .await
+            .0,
+            400
+        );
+        assert_eq!(
+            post(
+                &base,
+                "/realtime/calls/rtc_1/hangup",
+                Some("sk-right"),
+                &json!({})
+            )
+            .await
+            .0,
+            200
+        );
         assert_eq!(rest.requests().len(), 14);
         rest.stop().await;
     }

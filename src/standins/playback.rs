@@ -174,8 +174,14 @@ mod tests {
         // Assert
         assert_eq!(cleared.discarded_us, 690 * MS);
         assert_eq!(cleared.released_marks.len(), 35);
-        assert_eq!(cleared.released_marks.first().map(String::as_str), Some("m15"));
-        assert_eq!(cleared.released_marks.last().map(String::as_str), Some("m49"));
+        assert_eq!(
+            cleared.released_marks.first().map(String::as_str),
+            Some("m15")
+        );
+        assert_eq!(
+            cleared.released_marks.last().map(String::as_str),
+            Some("m49")
+        );
         assert_eq!(playback.pending_marks(), 0);
         assert_eq!(playback.played_us(2000 * MS), 310 * MS);
         assert_eq!(playback.discarded_us(), 690 * MS);

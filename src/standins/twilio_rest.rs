@@ -139,7 +139,11 @@ fn now_rfc2822() -> String {
         .to_string()
 }
 
-fn number_record(phone_number: &str, friendly_name: Option<&str>, voice_url: Option<&str>) -> NumberRecord {
+fn number_record(
+    phone_number: &str,
+    friendly_name: Option<&str>,
+    voice_url: Option<&str>,
+) -> NumberRecord {
     let now = now_rfc2822();
     NumberRecord {
         sid: new_sid("PN"),
@@ -328,7 +332,14 @@ async fn handle(
         parse_form(&String::from_utf8_lossy(&body))
     };
     let mut state = lock(&state);
-    let (status, value) = route(&req, &path, &query, &params, form_content || body.is_empty(), &mut state);
+    let (status, value) = route(
+        &req,
+        &path,
+        &query,
+        &params,
+        form_content || body.is_empty(),
+        &mut state,
+    );
     state.requests.push(TwilioRequest {
         method: req.method().as_str().to_owned(),
         path,
@@ -374,8 +385,13 @@ fn route(
     }
     if state.fail_remaining > 0 {
         state.fail_remaining -= 1;
-        let status = StatusCode::from_u16(state.fail_status).unwrap_or(StatusCode::SERVICE_UNAVAILABLE);
-        let code = if status == StatusCode::TOO_MANY_REQUESTS { 20429 } else { 20500 };
+        let status =
+            StatusCode::from_u16(state.fail_status).unwrap_or(StatusCode::SERVICE_UNAVAILABLE);
+        let code = if status == StatusCode::TOO_MANY_REQUESTS {
+            20429
+        } else {
+            20500
+        };
         return twilio_error(status, code, "Injected failure (stand-in)");
     }
     let Some(rest) = path.strip_prefix(&format!("/{API_VERSION}/Accounts/")) else {
@@ -432,7 +448,10 @@ fn route(
 }
 
 fn call_json(call: &CallRecord, account_sid: &str) -> Value {
-    let uri = format!("/{API_VERSION}/Accounts/{account_sid}/Calls/{}.json", call.sid);
+    let uri = format!(
+        "/{API_VERSION}/Accounts/{account_sid}/Calls/{}.json",
+        call.sid
+    );
     json!({
         "sid": call.sid,
         "account_sid": account_sid,
@@ -526,7 +545,11 @@ fn update_call(
             return bad_param("Twiml is longer than 4000 characters");
         }
         if let Err(err) = super::twiml::parse_twiml(twiml) {
-            return twilio_error(StatusCode::BAD_REQUEST, 12100, &format!("Document parse failure: {err}"));
+            return twilio_error(
+                StatusCode::BAD_REQUEST,
+                12100,
+                &format!("Document parse failure: {err}"),
+            );
         }
     }
     let redirect = form_value(params, "Twiml").is_some() || form_value(params, "Url").is_some();
@@ -608,7 +631,9 @@ fn page_params(query: &[(String, String)]) -> (usize, usize) {
         .and_then(|v| v.parse().ok())
         .filter(|&n: &usize| (1..=1000).contains(&n))
         .unwrap_or(DEFAULT_PAGE_SIZE);
-    let page = form_value(query, "Page").and_then(|v| v.parse().ok()).unwrap_or(0);
+    let page = form_value(query, "Page")
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(0);
     (page_size, page)
 }
 
@@ -664,11 +689,7 @@ fn free_number_in(area: &str, owned: &[NumberRecord], skip: usize) -> Option<Str
 fn buy_number(params: &[(String, String)], state: &mut State) -> (StatusCode, Value) {
     let phone_number = if let Some(number) = form_value(params, "PhoneNumber") {
         if !is_e164(number) {
-            return twilio_error(
-                StatusCode::BAD_REQUEST,
-                21421,
-                "PhoneNumber is invalid",
-            );
+            return twilio_error(StatusCode::BAD_REQUEST, 21421, "PhoneNumber is invalid");
         }
         if state.numbers.iter().any(|n| n.phone_number == number) {
             return twilio_error(
@@ -742,7 +763,12 @@ fn available_numbers(
         (_, Some(area)) if area.len() == 3 && area.bytes().all(|b| b.is_ascii_digit()) => {
             area.to_owned()
         }
-        (_, Some(_)) => return (StatusCode::OK, json!({"uri": path, "available_phone_numbers": []})),
+        (_, Some(_)) => {
+            return (
+                StatusCode::OK,
+                json!({"uri": path, "available_phone_numbers": []}),
+            )
+        }
         (_, None) => "415".to_owned(),
     };
     let (page_size, _) = page_params(query);
@@ -826,11 +852,15 @@ mod tests {
         let account = "AC11111111111111111111111111111111";
         let creds = (account, "secret");
         let call_sid = "CA22222222222222222222222222222222";
-        let url = format!("{}/Accounts/{account}/Calls/{call_sid}.json", rest.base_url());
+        let url = format!(
+            "{}/Accounts/{account}/Calls/{call_sid}.json",
+            rest.base_url()
+        );
         let transfer = "<Response><Dial><Number>+15550001111</Number></Dial></Response>";
 
         // Act + Assert: wrong credentials.
-        let (status, value) = call("POST", &url, (account, "wrong"), &[("Status", "completed")]).await;
+        let (status, value) =
+            call("POST", &url, (account, "wrong"), &[("Status", "completed")]).await;
         assert_eq!((status, value["code"].as_u64()), (401, Some(20003)));
 
         // Transfer, then hang up, then a redirect of the finished call is refused.
@@ -841,10 +871,19 @@ mod tests {
         assert_eq!(value["account_sid"], account);
         let (status, value) = call("POST", &url, creds, &[("Status", "completed")]).await;
         assert_eq!((status, value["status"].as_str()), (200, Some("completed")));
-        let (status, value) = call("POST", &url, creds, &[("Url", "https://x.example/twiml")]).await;
+        let (status, value) =
+            call("POST", &url, creds, &[("Url", "https://x.example/twiml")]).await;
         assert_eq!((status, value["code"].as_u64()), (400, Some(21220)));
-        assert_eq!(call("POST", &url, creds, &[("Status", "ringing")]).await.0, 400);
-        assert_eq!(call("POST", &url, creds, &[("Twiml", "<Response><Dial>")]).await.0, 400);
+        assert_eq!(
+            call("POST", &url, creds, &[("Status", "ringing")]).await.0,
+            400
+        );
+        assert_eq!(
+            call("POST", &url, creds, &[("Twiml", "<Response><Dial>")])
+                .await
+                .0,
+            400
+        );
 
         // A call marked gone is 404/20404.
         rest.mark_call_gone(call_sid);
@@ -880,16 +919,45 @@ mod tests {
         assert!(sid.starts_with("CA") && sid.len() == 34, "{sid}");
         assert_eq!(value["status"], "queued");
         assert_eq!(value["direction"], "outbound-api");
-        assert_eq!(value["uri"], format!("/2010-04-01/Accounts/{account}/Calls/{sid}.json"));
-        let created = rest.calls_created();
-        assert_eq!(created[0].iter().filter(|(k, _)| k == "StatusCallbackEvent").count(), 2);
         assert_eq!(
-            call("POST", &url, (account, "secret"), &[("To", "+1555"), ("From", "+1444")]).await.0,
+            value["uri"],
+            format!("/2010-04-01/Accounts/{account}/Calls/{sid}.json")
+        );
+        let created = rest.calls_created();
+        assert_eq!(
+            created[0]
+                .iter()
+                .filter(|(k, _)| k == "StatusCallbackEvent")
+                .count(),
+            2
+        );
+        assert_eq!(
+            call(
+                "POST",
+                &url,
+                (account, "secret"),
+                &[("To", "+1555"), ("From", "+1444")]
+            )
+            .await
+            .0,
             400
         );
         // Another account's path is not ours.
-        let other = format!("{}/Accounts/AC99999999999999999999999999999999/Calls.json", rest.base_url());
-        assert_eq!(call("POST", &other, (account, "secret"), &[("To", "+1"), ("From", "+1"), ("Url", "u")]).await.0, 404);
+        let other = format!(
+            "{}/Accounts/AC99999999999999999999999999999999/Calls.json",
+            rest.base_url()
+        );
+        assert_eq!(
+            call(
+                "POST",
+                &other,
+                (account, "secret"),
+                &[("To", "+1"), ("From", "+1"), ("Url", "u")]
+            )
+            .await
+            .0,
+            404
+        );
     }
 
     #[actix_web::test]
@@ -897,16 +965,28 @@ mod tests {
         let rest = TwilioRest::start(config()).unwrap();
         let account = "AC11111111111111111111111111111111";
         let creds = (account, "secret");
-        let list = format!("{}/Accounts/{account}/IncomingPhoneNumbers.json", rest.base_url());
+        let list = format!(
+            "{}/Accounts/{account}/IncomingPhoneNumbers.json",
+            rest.base_url()
+        );
 
         let (status, value) = call("GET", &format!("{list}?PageSize=1"), creds, &[]).await;
         assert_eq!(status, 200);
         assert_eq!(value["incoming_phone_numbers"].as_array().unwrap().len(), 1);
-        assert_eq!(value["incoming_phone_numbers"][0]["phone_number"], "+14155550100");
+        assert_eq!(
+            value["incoming_phone_numbers"][0]["phone_number"],
+            "+14155550100"
+        );
         assert!(value["next_page_uri"].is_string());
         assert_eq!(value["page_size"], 1);
 
-        let (status, bought) = call("POST", &list, creds, &[("AreaCode", "415"), ("VoiceUrl", "https://a/voice")]).await;
+        let (status, bought) = call(
+            "POST",
+            &list,
+            creds,
+            &[("AreaCode", "415"), ("VoiceUrl", "https://a/voice")],
+        )
+        .await;
         assert_eq!(status, 201);
         assert_eq!(bought["phone_number"], "+14155550102");
         assert_eq!(bought["voice_url"], "https://a/voice");
@@ -914,17 +994,36 @@ mod tests {
         assert!(sid.starts_with("PN"));
         let (status, value) = call("POST", &list, creds, &[("PhoneNumber", "+14155550100")]).await;
         assert_eq!((status, value["code"].as_u64()), (400, Some(21422)));
-        assert_eq!(call("POST", &list, creds, &[("PhoneNumber", "+12125550199")]).await.0, 201);
+        assert_eq!(
+            call("POST", &list, creds, &[("PhoneNumber", "+12125550199")])
+                .await
+                .0,
+            201
+        );
 
-        let one = format!("{}/Accounts/{account}/IncomingPhoneNumbers/{sid}.json", rest.base_url());
+        let one = format!(
+            "{}/Accounts/{account}/IncomingPhoneNumbers/{sid}.json",
+            rest.base_url()
+        );
         let (status, value) = call("POST", &one, creds, &[("VoiceUrl", "https://b/voice")]).await;
-        assert_eq!((status, value["voice_url"].as_str()), (200, Some("https://b/voice")));
+        assert_eq!(
+            (status, value["voice_url"].as_str()),
+            (200, Some("https://b/voice"))
+        );
         assert_eq!(rest.numbers().len(), 4);
 
-        let search = format!("{}/Accounts/{account}/AvailablePhoneNumbers/US/Local.json?AreaCode=415&PageSize=3", rest.base_url());
+        let search = format!(
+            "{}/Accounts/{account}/AvailablePhoneNumbers/US/Local.json?AreaCode=415&PageSize=3",
+            rest.base_url()
+        );
         let (status, value) = call("GET", &search, creds, &[]).await;
         assert_eq!(status, 200);
-        let found: Vec<&str> = value["available_phone_numbers"].as_array().unwrap().iter().filter_map(|n| n["phone_number"].as_str()).collect();
+        let found: Vec<&str> = value["available_phone_numbers"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter_map(|n| n["phone_number"].as_str())
+            .collect();
         assert_eq!(found, ["+14155550103", "+14155550104", "+14155550105"]);
 
         assert_eq!(call("DELETE", &one, creds, &[]).await.0, 204);

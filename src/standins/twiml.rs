@@ -562,9 +562,9 @@ impl<'a> Parser<'a> {
                 self.skip_whitespace();
                 self.expect(">", "expected `>` in a closing tag")?;
                 if closing != name {
-                    return Err(self.error(&format!(
-                        "closing tag </{closing}> does not match <{name}>"
-                    )));
+                    return Err(
+                        self.error(&format!("closing tag </{closing}> does not match <{name}>"))
+                    );
                 }
                 return Ok(Element {
                     name,
@@ -706,7 +706,8 @@ mod tests {
 
     #[test]
     fn reads_hangup_reject_and_dial() {
-        let hangup = parse_twiml("<Response><Say>Bye &amp; thanks</Say><Hangup/></Response>").unwrap();
+        let hangup =
+            parse_twiml("<Response><Say>Bye &amp; thanks</Say><Hangup/></Response>").unwrap();
         assert_eq!(hangup.verb_names(), ["Say", "Hangup"]);
         assert!(hangup.has("Hangup"));
         assert_eq!(
@@ -740,7 +741,9 @@ mod tests {
             }]
         );
         let bare = parse_twiml("<Response><Dial>+15554445555</Dial></Response>").unwrap();
-        assert!(matches!(&bare.verbs[0], Verb::Dial { numbers, .. } if numbers == &["+15554445555"]));
+        assert!(
+            matches!(&bare.verbs[0], Verb::Dial { numbers, .. } if numbers == &["+15554445555"])
+        );
         assert!(bare.connect_stream().is_none());
     }
 
@@ -750,13 +753,18 @@ mod tests {
             "<Response><Say>&lt;a&gt; &quot;b&quot; &apos;c&apos; &#233;&#x263A;<![CDATA[ <raw> & ]]></Say></Response>",
         )
         .unwrap();
-        assert!(matches!(&twiml.verbs[0], Verb::Say { text, .. } if text == "<a> \"b\" 'c' é☺ <raw> &"));
+        assert!(
+            matches!(&twiml.verbs[0], Verb::Say { text, .. } if text == "<a> \"b\" 'c' é☺ <raw> &")
+        );
     }
 
     #[test]
     fn empty_response_and_unknown_verbs_are_accepted() {
         assert_eq!(parse_twiml("<Response/>").unwrap().verbs, []);
-        assert_eq!(parse_twiml("  <Response>\n</Response>  ").unwrap().verbs, []);
+        assert_eq!(
+            parse_twiml("  <Response>\n</Response>  ").unwrap().verbs,
+            []
+        );
         let other = parse_twiml("<Response><Gather input=\"dtmf\"><Say>Press 1</Say></Gather><Pause length=\"2\"/></Response>").unwrap();
         assert_eq!(other.verb_names(), ["Gather", "Pause"]);
         assert_eq!(other.verbs[1], Verb::Pause { length: 2 });
@@ -802,11 +810,17 @@ mod tests {
         );
         assert!(matches!(
             parse_twiml("<Response><Connect><Stream/></Connect></Response>"),
-            Err(TwimlError::MissingAttribute { attribute: "url", .. })
+            Err(TwimlError::MissingAttribute {
+                attribute: "url",
+                ..
+            })
         ));
         assert!(matches!(
             parse_twiml("<Response><Connect><Stream url=\" \"/></Connect></Response>"),
-            Err(TwimlError::MissingAttribute { attribute: "url", .. })
+            Err(TwimlError::MissingAttribute {
+                attribute: "url",
+                ..
+            })
         ));
         assert!(matches!(
             parse_twiml("<Response><Connect><Stream url=\"wss://x\"><Parameter value=\"v\"/></Stream></Connect></Response>"),
@@ -828,7 +842,11 @@ mod tests {
 
     #[test]
     fn nesting_depth_is_bounded() {
-        let deep = format!("<Response>{}{}</Response>", "<a>".repeat(100), "</a>".repeat(100));
+        let deep = format!(
+            "<Response>{}{}</Response>",
+            "<a>".repeat(100),
+            "</a>".repeat(100)
+        );
         assert!(matches!(parse_twiml(&deep), Err(TwimlError::Syntax { .. })));
     }
 }

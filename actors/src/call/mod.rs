@@ -59,6 +59,8 @@ pub struct CallActor {
     /// Caller audio that arrived before the agent's connection existed.
     early_audio: Vec<ByteString>,
     playback: Playback,
+    /// The answer the caller interrupted: its late audio is dropped, not played after the clear.
+    interrupted_item: Option<ByteString>,
     /// What was said so far, for reconnects (the sink has it too).
     transcript: Vec<(Role, String)>,
     budget: RestartBudget,
@@ -98,6 +100,7 @@ impl CallActor {
             generation: 0,
             early_audio: Vec::new(),
             playback: Playback::default(),
+            interrupted_item: None,
             transcript: Vec::new(),
             budget,
             started_at: Utc::now(),
@@ -146,7 +149,7 @@ impl CallActor {
     fn on_realtime(&mut self, event: RealtimeEvent, ctx: &mut Context<Self>) {
         match event {
             RealtimeEvent::AgentAudio { item_id, payload } => {
-                if self.phase.is_ending() {
+                if self.phase.is_ending() || self.interrupted_item.as_ref() == Some(&item_id) {
                     return;
                 }
                 let mark = self.playback.audio_sent(&item_id, &payload);
@@ -156,6 +159,7 @@ impl CallActor {
                 if let Some(cut) = self.playback.speech_started() {
                     // Clear first: the caller must stop hearing the agent at once.
                     self.twilio.do_send(ToTwilio::Clear);
+                    self.interrupted_item = Some(cut.item_id.clone());
                     log::info!(
                         "{} call_sid={} tenant={} item_id={} audio_end_ms={}",
                         events::BARGE_IN,
