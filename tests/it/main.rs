@@ -5,7 +5,13 @@
 
 mod helpers;
 
+mod call_load;
+mod calls;
 mod config;
 mod constraints;
 mod health;
+mod malformed;
 mod migrations;
+mod shutdown;
+mod stream_auth;
+mod tools;

@@ -103,6 +103,8 @@ pub enum RealtimeEvent {
         /// JSON object as text.
         arguments: String,
     },
+    /// The current response is complete (`response.done`).
+    ResponseDone,
     /// The API reported an error event (the session goes on).
     Error {
         /// The API's message.

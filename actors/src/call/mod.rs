@@ -69,6 +69,11 @@ pub struct CallActor {
     transferred_to: Option<String>,
     /// The agent asked to end the call: end once its last words have played.
     end_after_playback: bool,
+    /// A response is being spoken (audio arrived, `response.done` not yet).
+    agent_speaking: bool,
+    /// Tool calls that arrived before the plan (a pre-opened session can be
+    /// that quick): run once it is loaded, in order.
+    deferred_tools: Vec<(String, String, String)>,
 }
 
 impl CallActor {
@@ -107,6 +112,8 @@ impl CallActor {
             started: Instant::now(),
             transferred_to: None,
             end_after_playback: false,
+            agent_speaking: false,
+            deferred_tools: Vec::new(),
         }
     }
 
@@ -152,6 +159,7 @@ impl CallActor {
                 if self.phase.is_ending() || self.interrupted_item.as_ref() == Some(&item_id) {
                     return;
                 }
+                self.agent_speaking = true;
                 let mark = self.playback.audio_sent(&item_id, &payload);
                 self.twilio.do_send(ToTwilio::Audio { payload, mark });
             }
@@ -187,7 +195,16 @@ impl CallActor {
                 call_id,
                 name,
                 arguments,
+            } if self.plan.is_none() => self.deferred_tools.push((call_id, name, arguments)),
+            RealtimeEvent::ToolCall {
+                call_id,
+                name,
+                arguments,
             } => self.on_tool_call(call_id, name, arguments, ctx),
+            RealtimeEvent::ResponseDone => {
+                self.agent_speaking = false;
+                self.finish_if_said_goodbye(ctx);
+            }
             RealtimeEvent::Error { .. } => {}
             RealtimeEvent::Closed { reason } => self.on_upstream_closed(reason, ctx),
         }
@@ -225,6 +242,13 @@ impl CallActor {
                 );
                 self.apologise_and_end(ctx);
             }
+        }
+    }
+
+    /// Ends the call once the agent asked to and its last words have played.
+    fn finish_if_said_goodbye(&mut self, ctx: &mut Context<Self>) {
+        if self.end_after_playback && !self.agent_speaking && self.playback.is_idle() {
+            self.end(EndReason::AgentEnded, ctx);
         }
     }
 
@@ -362,6 +386,9 @@ impl Actor for CallActor {
                 if !act.phase.is_ending() && act.realtime.is_none() {
                     act.open_realtime(ctx, Opening::Greet);
                 }
+                for (call_id, name, arguments) in std::mem::take(&mut act.deferred_tools) {
+                    act.on_tool_call(call_id, name, arguments, ctx);
+                }
             }
             Err(e) => {
                 log::error!(
@@ -382,6 +409,8 @@ impl Handler<FromTwilio> for CallActor {
 
     fn handle(&mut self, msg: FromTwilio, ctx: &mut Self::Context) {
         match msg {
+            // After `end_call` the caller is not listened to: no new answer may start.
+            FromTwilio::Audio { .. } if self.end_after_playback => {}
             FromTwilio::Audio { payload } => match &self.realtime {
                 Some(rt) => rt.do_send(ToRealtime::Audio { payload }),
                 None if self.phase.is_ending() => {}
@@ -394,9 +423,7 @@ impl Handler<FromTwilio> for CallActor {
                 if let Some(mark) = Playback::parse_mark(&name) {
                     self.playback.mark_played(mark);
                 }
-                if self.end_after_playback && self.playback.is_idle() {
-                    self.end(EndReason::AgentEnded, ctx);
-                }
+                self.finish_if_said_goodbye(ctx);
             }
             FromTwilio::Dtmf { digit } => {
                 log::info!(

@@ -37,13 +37,11 @@ impl CallActor {
             "end_call" => {
                 self.reply_tool(call_id, r#"{"ok":true}"#.to_owned(), false);
                 self.end_after_playback = true;
-                if self.playback.is_idle() {
-                    self.end(EndReason::AgentEnded, ctx);
-                } else {
-                    ctx.run_later(END_CALL_PLAYOUT_LIMIT, |act, ctx| {
-                        act.end(EndReason::AgentEnded, ctx)
-                    });
-                }
+                // The function call's own response may still be speaking.
+                self.finish_if_said_goodbye(ctx);
+                ctx.run_later(END_CALL_PLAYOUT_LIMIT, |act, ctx| {
+                    act.end(EndReason::AgentEnded, ctx)
+                });
             }
             "transfer_to_human" => self.transfer(Some(call_id), ctx),
             _ => {

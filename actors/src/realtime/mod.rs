@@ -258,6 +258,7 @@ impl RealtimeActor {
                 self.report(RealtimeEvent::AgentAudio { item_id, payload });
             }
             ServerEvent::SpeechStarted { .. } => self.report(RealtimeEvent::SpeechStarted),
+            ServerEvent::ResponseDone { .. } => self.report(RealtimeEvent::ResponseDone),
             ServerEvent::InputTranscriptionCompleted { transcript, .. } => {
                 self.report(RealtimeEvent::UserTranscript {
                     text: transcript.into_owned(),

@@ -1,5 +1,7 @@
 //! Shared test fixtures.
 
 pub mod app;
+pub mod calls;
 pub mod db;
 pub mod proxy;
+pub mod raw_stream;
