@@ -7,6 +7,7 @@ pub mod cli;
 pub mod clients;
 pub mod config;
 pub mod db;
+pub mod demo;
 pub mod http;
 pub mod logging;
 pub mod secret;

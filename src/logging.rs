@@ -1,6 +1,6 @@
 //! The log stream is the monitoring feed: one line per event,
 //! `<time> <LEVEL> <EVENT_NAME> key=value ...`, levels from `RUST_LOG`
-//! (default `info`). With `LOG_DIR` set the same lines are also appended to
+//! (default `info`, with actix-server's worker chatter at `warn`). With `LOG_DIR` set the same lines are also appended to
 //! `$LOG_DIR/callvisor.log`. Event names live in `callvisor_actors::events`.
 
 use std::fs::{File, OpenOptions};
@@ -31,7 +31,7 @@ impl Write for Tee {
 /// Installs the logger. Safe to call more than once (later calls do nothing),
 /// which tests rely on.
 pub fn init(log_dir: Option<&str>) -> io::Result<()> {
-    let mut builder = Builder::from_env(Env::default().default_filter_or("info"));
+    let mut builder = Builder::from_env(Env::default().default_filter_or("info,actix_server=warn"));
     builder.format(|buf, record| {
         let ts = buf.timestamp_millis();
         write!(buf, "{ts} {:<5} {}", record.level(), record.args())?;
