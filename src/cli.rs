@@ -39,12 +39,6 @@ pub enum Command {
         #[arg(long)]
         exit_after_calls: bool,
     },
-    /// Phone-number pool operations (`import`, `point --env ...`).
-    Numbers {
-        /// What to do with the numbers.
-        #[command(subcommand)]
-        command: crate::pool::ops::NumbersCommand,
-    },
 }
 
 /// Runs the command line; the process exit code comes back.
@@ -54,7 +48,7 @@ pub fn run(cli: Cli) -> ExitCode {
         return crate::demo::run(exit_after_calls);
     }
     let purpose = match cli.command {
-        Some(Command::Migrate { .. } | Command::Numbers { .. }) => Purpose::Migrate,
+        Some(Command::Migrate { .. }) => Purpose::Migrate,
         _ => Purpose::Serve,
     };
     let settings = match config::load(purpose) {
@@ -119,7 +113,6 @@ pub fn run(cli: Cli) -> ExitCode {
             }
         }
         Command::Serve | Command::Demo { .. } => serve(settings),
-        Command::Numbers { command } => crate::pool::ops::run(command, settings),
     }
 }
 
