@@ -196,20 +196,25 @@ async fn a_replaced_sockets_close_does_not_end_the_call() {
 async fn an_unreachable_agent_ends_in_an_apology_not_silence() {
     // Arrange: two reconnects allowed, nothing listening.
     let probe = Arc::new(Probe::default());
-    let _call = start_call(
+    let call = start_call(
         &probe,
         format!("ws://127.0.0.1:{}/v1/realtime", closed_port()),
         2,
     );
     // Act: first attempt + 2 reconnects (100 ms, 200 ms backoff) fail.
     actix_rt::time::sleep(Duration::from_millis(1500)).await;
-    // Assert
+    // Assert: the apology is asked for while the stream stays open (closing it
+    // first would let Twilio hang up before the apology plays)...
     assert_eq!(
         *probe.apologies.lock().unwrap(),
         vec!["Sorry, try later.".to_owned()]
     );
+    assert!(!probe.twilio.lock().unwrap().contains(&"close".to_owned()));
+    assert!(probe.finished.lock().unwrap().is_empty());
+    // ...and when Twilio's redirect stops the stream, the call ends as failed upstream.
+    call.do_send(FromTwilio::Stopped { socket: 7 });
+    settle().await;
     let finished = probe.finished.lock().unwrap();
     assert_eq!(finished.len(), 1);
     assert_eq!(finished[0].reason, EndReason::UpstreamFailed);
-    assert!(probe.twilio.lock().unwrap().contains(&"close".to_owned()));
 }

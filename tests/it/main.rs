@@ -6,6 +6,7 @@
 mod helpers;
 
 mod call_load;
+mod call_recovery;
 mod calls;
 mod config;
 mod constraints;

@@ -41,6 +41,8 @@ use restart::RestartBudget;
 
 /// Attempts at writing the call's record before leaving it to the status callback.
 const FINISH_ATTEMPTS: u32 = 5;
+/// How long Twilio gets to stop the stream after the apology was requested.
+const APOLOGY_STOP_LIMIT: std::time::Duration = std::time::Duration::from_secs(5);
 
 /// One live call.
 pub struct CallActor {
@@ -71,6 +73,8 @@ pub struct CallActor {
     end_after_playback: bool,
     /// A response is being spoken (audio arrived, `response.done` not yet).
     agent_speaking: bool,
+    /// The caller is being told the agent is unreachable (see `apologise_and_end`).
+    apologising: bool,
     /// Tool calls that arrived before the plan (a pre-opened session can be
     /// that quick): run once it is loaded, in order.
     deferred_tools: Vec<(String, String, String)>,
@@ -114,6 +118,7 @@ impl CallActor {
             end_after_playback: false,
             agent_speaking: false,
             deferred_tools: Vec::new(),
+            apologising: false,
         }
     }
 
@@ -253,33 +258,50 @@ impl CallActor {
     }
 
     /// The agent cannot be reached: the caller hears an apology, the call ends.
+    ///
+    /// Order matters: the apology (a Twilio call update) must reach Twilio
+    /// while the stream is still open. Closing the socket first would let
+    /// Twilio run past `</Connect>` and hang up before the apology plays. So
+    /// the socket stays open; Twilio's redirect stops the stream itself, and
+    /// if it does not within [`APOLOGY_STOP_LIMIT`], the call is ended here.
     fn apologise_and_end(&mut self, ctx: &mut Context<Self>) {
-        let apology = self
-            .plan
-            .as_ref()
-            .map(|p| p.apology.clone())
-            .unwrap_or_else(|| {
+        if self.apologising || self.phase.is_ending() {
+            return;
+        }
+        self.apologising = true;
+        let apology = self.plan.as_ref().map_or_else(
+            || {
                 "We are sorry, we cannot take your call right now. Please call again later."
                     .to_owned()
-            });
+            },
+            |p| p.apology.clone(),
+        );
         let control = self.deps.control.clone();
         let call_sid = self.call_sid.clone();
-        let tenant = self.tenant_id.clone();
-        // Detached: the apology must be asked for even though this actor stops.
-        actix_rt::spawn(async move {
-            match control.say_and_hang_up(&call_sid, &apology).await {
-                Ok(()) => log::info!(
-                    "{} call_sid={call_sid} tenant={tenant}",
-                    events::CALL_APOLOGY
-                ),
-                Err(e) => log::error!(
-                    "{} call_sid={call_sid} tenant={tenant} error={:?}",
-                    events::CALL_APOLOGY_FAILED,
-                    e.to_string()
-                ),
+        let work = async move { control.say_and_hang_up(&call_sid, &apology).await };
+        ctx.spawn(work.into_actor(self).map(|result, act, ctx| match result {
+            Ok(()) => {
+                log::info!(
+                    "{} call_sid={} tenant={}",
+                    events::CALL_APOLOGY,
+                    act.call_sid,
+                    act.tenant_id
+                );
+                ctx.run_later(APOLOGY_STOP_LIMIT, |act, ctx| {
+                    act.end(EndReason::UpstreamFailed, ctx)
+                });
             }
-        });
-        self.end(EndReason::UpstreamFailed, ctx);
+            Err(e) => {
+                log::error!(
+                    "{} call_sid={} tenant={} error={:?}",
+                    events::CALL_APOLOGY_FAILED,
+                    act.call_sid,
+                    act.tenant_id,
+                    e.to_string()
+                );
+                act.end(EndReason::UpstreamFailed, ctx);
+            }
+        }));
     }
 
     /// The end-of-call sequence; runs once whatever triggers it.
@@ -289,6 +311,7 @@ impl CallActor {
         }
         self.phase = CallPhase::Ending;
         let reason = match (reason, &self.transferred_to) {
+            _ if self.apologising => EndReason::UpstreamFailed,
             (EndReason::TwilioStopped | EndReason::SocketLost, Some(_)) => EndReason::Transferred,
             _ => reason,
         };
