@@ -681,14 +681,29 @@ struct ToolOut<'a> {
     parameters: &'a serde_json::Value,
 }
 
+/// The languages OpenAI's speech-to-text documents (ISO-639-1). A code outside this list
+/// may get the whole `session.update` rejected, so it is not sent: transcription then
+/// detects the language itself (Kinyarwanda, `rw`, is such a case).
+const TRANSCRIPTION_LANGUAGES: &[&str] = &[
+    "af", "ar", "az", "be", "bg", "bs", "ca", "cs", "cy", "da", "de", "el", "en", "es", "et", "fa",
+    "fi", "fr", "gl", "he", "hi", "hr", "hu", "hy", "id", "is", "it", "ja", "kk", "kn", "ko", "lt",
+    "lv", "mi", "mk", "mr", "ms", "ne", "nl", "no", "pl", "pt", "ro", "ru", "sk", "sl", "sr", "sv",
+    "sw", "ta", "th", "tl", "tr", "uk", "ur", "vi", "zh",
+];
+
 /// The ISO-639-1 code the transcription API wants from a BCP-47 tag: its primary subtag,
-/// lowercased (`en-US` → `en`). `None` (field omitted: auto-detect) unless that subtag is 2–3
-/// ASCII letters.
+/// lowercased (`en-US` → `en`). `None` (field omitted: auto-detect) unless that code is one
+/// the API documents.
 fn transcription_language(tag: &str) -> Option<String> {
-    let primary = tag.trim().split(['-', '_']).next().unwrap_or_default();
-    let valid =
-        (2..=3).contains(&primary.len()) && primary.bytes().all(|b| b.is_ascii_alphabetic());
-    valid.then(|| primary.to_ascii_lowercase())
+    let primary = tag
+        .trim()
+        .split(['-', '_'])
+        .next()
+        .unwrap_or_default()
+        .to_ascii_lowercase();
+    TRANSCRIPTION_LANGUAGES
+        .contains(&primary.as_str())
+        .then_some(primary)
 }
 
 /// The GA `session.update` event for `config`: μ-law in and out, audio-only output,
@@ -2058,9 +2073,17 @@ mod tests {
         assert_eq!(transcription_language("en").as_deref(), Some("en"));
         assert_eq!(transcription_language("en-US").as_deref(), Some("en"));
         assert_eq!(transcription_language(" FR_ca ").as_deref(), Some("fr"));
-        assert_eq!(transcription_language("rw").as_deref(), Some("rw"));
+        assert_eq!(
+            transcription_language("rw"),
+            None,
+            "not documented: auto-detect"
+        );
         assert_eq!(transcription_language("ja-JP").as_deref(), Some("ja"));
-        assert_eq!(transcription_language("fil").as_deref(), Some("fil"));
+        assert_eq!(
+            transcription_language("fil"),
+            None,
+            "Filipino is documented as tl"
+        );
         for bad in ["", "-", "e", "english", "e1", "日本"] {
             assert_eq!(transcription_language(bad), None, "{bad:?}");
         }
