@@ -172,8 +172,14 @@ pub trait ToolRunner: Send + Sync {
 
 /// Acts on the live phone call through the carrier (Twilio REST).
 pub trait CallControl: Send + Sync {
-    /// Replaces the call's instructions with a spoken message and a hang-up.
-    fn say_and_hang_up(&self, call_sid: &CallSid, text: &str) -> PortFuture<Result<(), PortError>>;
+    /// Replaces the call's instructions with a spoken message (in `language`,
+    /// a BCP 47 tag, when the carrier has a voice for it) and a hang-up.
+    fn say_and_hang_up(
+        &self,
+        call_sid: &CallSid,
+        text: &str,
+        language: Option<&str>,
+    ) -> PortFuture<Result<(), PortError>>;
     /// Redirects the call to a human (`<Dial>`), showing `caller_id`.
     fn transfer(
         &self,

@@ -228,6 +228,8 @@ impl TwilioStreamActor {
                     call.do_send(FromTwilio::Stopped {
                         socket: self.socket,
                     });
+                    // `stop` is the end; the close that follows need not be reported.
+                    self.told_call = true;
                 }
                 ctx.close(Some(ws::CloseCode::Normal.into()));
                 ctx.stop();

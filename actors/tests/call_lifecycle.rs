@@ -65,6 +65,7 @@ impl CallControl for Ports {
         &self,
         _call_sid: &CallSid,
         text: &str,
+        _language: Option<&str>,
     ) -> PortFuture<Result<(), PortError>> {
         self.0.apologies.lock().unwrap().push(text.to_owned());
         Box::pin(async { Ok(()) })

@@ -13,6 +13,20 @@ const DEFAULT_INSTRUCTIONS: &str = "You are the friendly phone receptionist of t
 Answer briefly, help the caller, take reservations with create_reservation, hand the caller to a \
 human with transfer_to_human when they ask for one, and call end_call once the caller says goodbye.";
 
+/// The Realtime API's documented voices; a tenant's other value would get the
+/// whole `session.update` refused, so the default voice is used instead.
+const VOICES: &[&str] = &[
+    "alloy", "ash", "ballad", "coral", "echo", "sage", "shimmer", "verse", "marin", "cedar",
+];
+
+/// The tenant's voice if the API knows it (case-insensitively), else `default`.
+fn voice(tenant: Option<&str>, default: &str) -> String {
+    tenant
+        .map(|v| v.trim().to_ascii_lowercase())
+        .filter(|v| VOICES.contains(&v.as_str()))
+        .unwrap_or_else(|| default.to_owned())
+}
+
 /// The language's English name, for the instructions.
 fn language_name(tag: &str) -> &str {
     match tag.split('-').next().unwrap_or(tag) {
@@ -66,10 +80,7 @@ pub fn build(
     let session = SessionConfig {
         model: openai.realtime_model.clone(),
         instructions,
-        voice: tenant
-            .voice
-            .clone()
-            .unwrap_or_else(|| openai.default_voice.clone()),
+        voice: voice(tenant.voice.as_deref(), &openai.default_voice),
         language: language.clone(),
         greeting,
         tools: default_tools(),
@@ -84,5 +95,17 @@ pub fn build(
         session,
         handoff_number: tenant.handoff_number.clone(),
         apology: apology(&language).to_owned(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_documented_voices_are_used() {
+        assert_eq!(voice(Some("Cedar"), "marin"), "cedar");
+        assert_eq!(voice(Some("Bob"), "marin"), "marin");
+        assert_eq!(voice(None, "marin"), "marin");
     }
 }

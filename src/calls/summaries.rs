@@ -15,6 +15,8 @@ use crate::db::{call_logs, outbox, AsyncPool};
 
 /// How often the outbox is polled when nobody nudges.
 const POLL_INTERVAL: Duration = Duration::from_secs(2);
+/// Jobs claimed per round: few, so that each is done well within its claim.
+const CLAIM_BATCH: i64 = 2;
 /// Longest pause between retries of one summary.
 const MAX_RETRY_SECONDS: i64 = 3600;
 
@@ -65,9 +67,14 @@ impl SummaryWorker {
     /// One round: every due job.
     async fn round(&self) -> Result<(), String> {
         let mut conn = self.pool.get().await.map_err(|e| e.to_string())?;
-        let jobs = outbox::claim(&mut conn, outbox::CALL_SUMMARY, &self.instance_id, 8)
-            .await
-            .map_err(|e| e.to_string())?;
+        let jobs = outbox::claim(
+            &mut conn,
+            outbox::CALL_SUMMARY,
+            &self.instance_id,
+            CLAIM_BATCH,
+        )
+        .await
+        .map_err(|e| e.to_string())?;
         for job in jobs {
             let call_sid = job
                 .payload

@@ -66,10 +66,15 @@ fn port_error(e: RestError) -> PortError {
 }
 
 impl CallControl for TwilioRest {
-    fn say_and_hang_up(&self, call_sid: &CallSid, text: &str) -> PortFuture<Result<(), PortError>> {
+    fn say_and_hang_up(
+        &self,
+        call_sid: &CallSid,
+        text: &str,
+        language: Option<&str>,
+    ) -> PortFuture<Result<(), PortError>> {
         let rest = self.clone();
         let call_sid = call_sid.to_string();
-        let twiml = twiml::say_and_hang_up(text, None);
+        let twiml = twiml::say_and_hang_up(text, language);
         Box::pin(async move {
             rest.update_call(&call_sid, &[("Twiml", &twiml)])
                 .await

@@ -109,6 +109,15 @@ impl Playback {
         })
     }
 
+    /// Forgets audio in flight (a new socket or a new agent connection) but
+    /// keeps numbering marks from where it was, so a late mark of the old
+    /// stream can never be taken for one of the new.
+    pub fn forget_unplayed(&mut self) {
+        self.pending.clear();
+        self.sending = None;
+        self.heard = None;
+    }
+
     /// Parses our mark names (`m<number>`).
     pub fn parse_mark(name: &str) -> Option<u64> {
         name.strip_prefix('m')?.parse().ok()
@@ -191,6 +200,17 @@ mod tests {
                 audio_end_ms: 20
             })
         );
+    }
+
+    #[test]
+    fn marks_stay_unique_after_forgetting() {
+        let mut playback = Playback::default();
+        let old = playback.audio_sent(&item("item_1"), &"A".repeat(216));
+        playback.forget_unplayed();
+        let new = playback.audio_sent(&item("item_2"), &"A".repeat(216));
+        assert!(new > old);
+        playback.mark_played(old); // the old socket's late mark
+        assert!(!playback.is_idle(), "a stale mark does not count as played");
     }
 
     #[test]

@@ -82,10 +82,15 @@ pub enum RealtimeEvent {
         /// Base64 μ-law, a slice of the received frame.
         payload: ByteString,
     },
-    /// The caller started speaking (server VAD).
-    SpeechStarted,
-    /// The caller's words, transcribed.
+    /// The caller started speaking (server VAD); `item_id` will hold the words.
+    SpeechStarted {
+        /// The user item.
+        item_id: ByteString,
+    },
+    /// The caller's words, transcribed (possibly after the agent already answered).
     UserTranscript {
+        /// The user item they belong to.
+        item_id: ByteString,
         /// The text.
         text: String,
     },
@@ -139,6 +144,14 @@ pub enum ToRealtime {
         call_id: String,
         /// JSON text.
         output: String,
+        /// Send `response.create` after it.
+        respond: bool,
+    },
+    /// Tell the agent something as context (e.g. a tool's result that came
+    /// back after the connection it was asked on was replaced).
+    Note {
+        /// The text, given as a user message.
+        text: String,
         /// Send `response.create` after it.
         respond: bool,
     },

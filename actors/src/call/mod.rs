@@ -18,6 +18,7 @@ pub mod messages;
 pub mod phase;
 pub mod restart;
 mod tools;
+pub mod transcript;
 
 use std::sync::Arc;
 use std::time::Instant;
@@ -38,9 +39,16 @@ use messages::{
 };
 use phase::CallPhase;
 use restart::RestartBudget;
+use transcript::Transcript;
 
 /// Attempts at writing the call's record before leaving it to the status callback.
 const FINISH_ATTEMPTS: u32 = 5;
+/// How long the end of a call waits for its transcript to be written.
+const FLUSH_LIMIT: std::time::Duration = std::time::Duration::from_secs(10);
+/// How often the call checks that its two sockets' actors are alive.
+const LIVENESS_INTERVAL: std::time::Duration = std::time::Duration::from_secs(1);
+/// Attempts at loading the call's plan before giving up on the call.
+const PLAN_ATTEMPTS: u32 = 3;
 /// How long Twilio gets to stop the stream after the apology was requested.
 const APOLOGY_STOP_LIMIT: std::time::Duration = std::time::Duration::from_secs(5);
 
@@ -63,8 +71,8 @@ pub struct CallActor {
     playback: Playback,
     /// The answer the caller interrupted: its late audio is dropped, not played after the clear.
     interrupted_item: Option<ByteString>,
-    /// What was said so far, for reconnects (the sink has it too).
-    transcript: Vec<(Role, String)>,
+    /// What was said so far, in order (the sink has it too).
+    transcript: Transcript,
     budget: RestartBudget,
     started_at: DateTime<Utc>,
     started: Instant,
@@ -110,7 +118,7 @@ impl CallActor {
             early_audio: Vec::new(),
             playback: Playback::default(),
             interrupted_item: None,
-            transcript: Vec::new(),
+            transcript: Transcript::default(),
             budget,
             started_at: Utc::now(),
             started: Instant::now(),
@@ -126,6 +134,9 @@ impl CallActor {
     fn open_realtime(&mut self, ctx: &mut Context<Self>, opening: Opening) {
         let Some(plan) = &self.plan else { return };
         self.generation += 1;
+        // The old connection's items mean nothing to the new one.
+        self.playback.forget_unplayed();
+        self.interrupted_item = None;
         let actor = RealtimeActor::new(
             self.call_sid.clone(),
             self.deps.realtime.clone(),
@@ -143,18 +154,17 @@ impl CallActor {
         self.realtime = Some(actor);
     }
 
-    fn record(&mut self, role: Role, text: String) {
-        if text.trim().is_empty() {
+    fn record(&mut self, role: Role, item_id: Option<ByteString>, text: &str) {
+        let Some((seq, text)) = self.transcript.record(role, item_id, text) else {
             return;
-        }
+        };
         let segment = Segment {
             call_sid: self.call_sid.clone(),
-            seq: self.transcript.len() as u32,
+            seq,
             role,
-            text: text.clone(),
+            text,
             at: Utc::now(),
         };
-        self.transcript.push((role, text));
         self.persistence.do_send(AppendSegment { segment });
     }
 
@@ -168,7 +178,10 @@ impl CallActor {
                 let mark = self.playback.audio_sent(&item_id, &payload);
                 self.twilio.do_send(ToTwilio::Audio { payload, mark });
             }
-            RealtimeEvent::SpeechStarted => {
+            // After `end_call` the goodbye is not interrupted: the call is ending.
+            RealtimeEvent::SpeechStarted { .. } if self.end_after_playback => {}
+            RealtimeEvent::SpeechStarted { item_id } => {
+                self.transcript.reserve(item_id);
                 if let Some(cut) = self.playback.speech_started() {
                     // Clear first: the caller must stop hearing the agent at once.
                     self.twilio.do_send(ToTwilio::Clear);
@@ -194,8 +207,10 @@ impl CallActor {
                     self.phase = CallPhase::Talking;
                 }
             }
-            RealtimeEvent::UserTranscript { text } => self.record(Role::User, text),
-            RealtimeEvent::AgentTranscript { text } => self.record(Role::Assistant, text),
+            RealtimeEvent::UserTranscript { item_id, text } => {
+                self.record(Role::User, Some(item_id), &text)
+            }
+            RealtimeEvent::AgentTranscript { text } => self.record(Role::Assistant, None, &text),
             RealtimeEvent::ToolCall {
                 call_id,
                 name,
@@ -217,7 +232,8 @@ impl CallActor {
 
     fn on_upstream_closed(&mut self, reason: String, ctx: &mut Context<Self>) {
         self.realtime = None;
-        if self.phase.is_ending() {
+        // Ending, or talking to a human now: the agent is not needed any more.
+        if self.phase.is_ending() || self.phase == CallPhase::Transferring {
             return;
         }
         match self.budget.try_take(Instant::now()) {
@@ -234,7 +250,7 @@ impl CallActor {
                     if act.phase.is_ending() || act.realtime.is_some() {
                         return;
                     }
-                    let turns = act.transcript.clone();
+                    let turns = act.transcript.said();
                     act.open_realtime(ctx, Opening::Restore(turns));
                 });
             }
@@ -276,9 +292,14 @@ impl CallActor {
             },
             |p| p.apology.clone(),
         );
+        let language = self.plan.as_ref().map(|p| p.session.language.clone());
         let control = self.deps.control.clone();
         let call_sid = self.call_sid.clone();
-        let work = async move { control.say_and_hang_up(&call_sid, &apology).await };
+        let work = async move {
+            control
+                .say_and_hang_up(&call_sid, &apology, language.as_deref())
+                .await
+        };
         ctx.spawn(work.into_actor(self).map(|result, act, ctx| match result {
             Ok(()) => {
                 log::info!(
@@ -328,13 +349,15 @@ impl CallActor {
             ended_at: Utc::now(),
             reason,
             transferred_to: self.transferred_to.clone(),
-            segments: self.transcript.len(),
+            segments: self.transcript.segments(),
         };
         let flush = self.persistence.send(Flush);
         let store = self.deps.store.clone();
         let work = async move {
-            // Everything said is written before the record that summarises it.
-            let _ = flush.await;
+            // Everything said is written before the record that summarises it
+            // (bounded: a database that stays away must not keep the call open;
+            // the segments stay buffered and the transcript is rebuilt later).
+            let _ = actix_rt::time::timeout(FLUSH_LIMIT, flush).await;
             let mut attempt = 1;
             loop {
                 match store.finish_call(end.clone()).await {
@@ -402,7 +425,21 @@ impl Actor for CallActor {
             );
             self.realtime = Some(session);
         }
-        let load = self.deps.store.load_plan(&self.call_sid, &self.tenant_id);
+        let store = self.deps.store.clone();
+        let (call_sid, tenant_id) = (self.call_sid.clone(), self.tenant_id.clone());
+        let load = async move {
+            let mut attempt = 1;
+            loop {
+                match store.load_plan(&call_sid, &tenant_id).await {
+                    Ok(plan) => return Ok(plan),
+                    Err(e) if attempt >= PLAN_ATTEMPTS => return Err(e),
+                    Err(_) => {
+                        actix_rt::time::sleep(RestartBudget::backoff(attempt)).await;
+                        attempt += 1;
+                    }
+                }
+            }
+        };
         ctx.spawn(load.into_actor(self).map(|result, act, ctx| match result {
             Ok(plan) => {
                 act.plan = Some(Arc::new(plan));
@@ -421,9 +458,27 @@ impl Actor for CallActor {
                     act.tenant_id,
                     e.to_string()
                 );
-                act.end(EndReason::SetupFailed, ctx);
+                // The caller may already hear a pre-opened greeting: say sorry, do not just cut.
+                act.apologise_and_end(ctx);
             }
         }));
+        // A socket actor that died without telling us (it stopped while
+        // attaching, or a parked session that stopped before its adoption)
+        // must not leave the call open and silent.
+        ctx.run_interval(LIVENESS_INTERVAL, |act, ctx| {
+            if act.phase.is_ending() {
+                return;
+            }
+            if !act.twilio.connected() {
+                act.end(EndReason::SocketLost, ctx);
+                return;
+            }
+            if act.realtime.as_ref().is_some_and(|rt| !rt.connected()) {
+                // Its own `Closed` report, if any, belongs to a generation we leave behind.
+                act.generation += 1;
+                act.on_upstream_closed("the connection's actor stopped".to_owned(), ctx);
+            }
+        });
     }
 }
 
@@ -471,8 +526,9 @@ impl Handler<FromRealtime> for CallActor {
     type Result = ();
 
     fn handle(&mut self, msg: FromRealtime, ctx: &mut Self::Context) {
-        // A replaced connection's late events are not this conversation's.
-        if msg.generation == self.generation {
+        // A replaced connection's late events are not this conversation's, and
+        // nothing said after the end sequence began could be stored any more.
+        if msg.generation == self.generation && !self.phase.is_ending() {
             self.on_realtime(msg.event, ctx);
         }
     }
@@ -483,12 +539,17 @@ impl Handler<CallCommand> for CallActor {
 
     fn handle(&mut self, msg: CallCommand, ctx: &mut Self::Context) {
         match msg {
+            // Too late: the call is over; the new socket must not hang open.
+            CallCommand::ReplaceTwilio { twilio, .. } if self.phase.is_ending() => {
+                twilio.do_send(ToTwilio::Close);
+            }
             CallCommand::ReplaceTwilio { twilio, socket } => {
                 let old = std::mem::replace(&mut self.twilio, twilio);
                 self.socket = socket;
                 old.do_send(ToTwilio::Close);
-                // The new socket has played nothing of ours.
-                self.playback = Playback::default();
+                // The new socket has played nothing of ours; mark numbers go on
+                // rising so a late mark of the old socket cannot match.
+                self.playback.forget_unplayed();
             }
             CallCommand::End { reason } => self.end(reason, ctx),
             CallCommand::Transfer => self.transfer(None, ctx),

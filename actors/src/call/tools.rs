@@ -49,14 +49,23 @@ impl CallActor {
                     call_sid: self.call_sid.clone(),
                     tenant_id: self.tenant_id.clone(),
                     caller: self.plan.as_ref().and_then(|p| p.caller.clone()),
-                    name,
+                    name: name.clone(),
                     arguments,
                 };
                 let run = self.deps.tools.run(call);
-                ctx.spawn(
-                    run.into_actor(self)
-                        .map(move |output, act, _ctx| act.reply_tool(call_id, output, true)),
-                );
+                let asked_on = self.generation;
+                ctx.spawn(run.into_actor(self).map(move |output, act, _ctx| {
+                    if act.generation == asked_on {
+                        act.reply_tool(call_id, output, true);
+                    } else if let Some(rt) = &act.realtime {
+                        // The connection that asked is gone and its call_id with it:
+                        // tell the new one what happened instead of losing the result.
+                        rt.do_send(ToRealtime::Note {
+                            text: format!("(Result of the {name} request made before the line dropped: {output})"),
+                            respond: true,
+                        });
+                    }
+                }));
             }
         }
     }

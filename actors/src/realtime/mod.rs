@@ -17,7 +17,7 @@ pub mod preopen;
 mod session;
 
 use std::borrow::Cow;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use actix::io::{SinkWrite, WriteHandler};
 use actix::prelude::*;
@@ -37,6 +37,11 @@ use crate::protocol::realtime::{self as rt, ServerEvent, SessionConfig, MAX_REAL
 pub use session::realtime_url;
 
 type WsSink = SplitSink<Framed<BoxedSocket, Codec>, Message>;
+
+/// How often the connection is pinged (a half-open TCP connection is silent forever).
+const LIVENESS_INTERVAL: Duration = Duration::from_secs(10);
+/// A server silent this long (not even a pong) is gone.
+const SILENCE_LIMIT: Duration = Duration::from_secs(30);
 
 /// Events a parked session holds at most (a long greeting is a few hundred).
 const MAX_PARKED_EVENTS: usize = 4096;
@@ -72,6 +77,8 @@ pub struct RealtimeActor {
     pending: Vec<ByteString>,
     /// Reused for every outgoing event.
     buf: String,
+    /// When the server was last heard from (any frame).
+    last_frame: Instant,
     /// We closed it: no `Closed` report.
     closing: bool,
     reported: bool,
@@ -137,6 +144,7 @@ impl RealtimeActor {
             ready: false,
             pending: Vec::new(),
             buf: String::with_capacity(512),
+            last_frame: Instant::now(),
             closing: false,
             reported: false,
         }
@@ -153,14 +161,20 @@ impl RealtimeActor {
         }
     }
 
-    fn report_closed(&mut self, reason: String) {
+    /// The connection failed or dropped: report it once and stop.
+    fn fail(&mut self, reason: String, ctx: &mut Context<Self>) {
+        self.report_closed(reason, ctx);
+        ctx.stop();
+    }
+
+    fn report_closed(&mut self, reason: String, ctx: &mut Context<Self>) {
         if self.closing || self.reported {
             return;
         }
         self.reported = true;
         if self.owner.is_none() {
             // Parked: nobody to tell; the call will open its own when it comes.
-            preopen::forget_by_call(self.call_sid.as_str());
+            preopen::forget(self.call_sid.as_str(), &ctx.address());
         }
         log::warn!(
             "{} call_sid={} generation={} reason={reason:?}",
@@ -187,10 +201,24 @@ impl RealtimeActor {
         self.send_buf();
     }
 
-    /// `session.update`, then the greeting or the restored conversation.
-    fn configure(&mut self) {
+    /// `session.update`; the opening waits for `session.updated` (a response
+    /// created before the update applies would speak 24 kHz PCM into a μ-law call).
+    fn configure(&mut self, ctx: &mut Context<Self>) {
         self.buf = rt::session_update_json(&self.session);
         self.send_buf();
+        ctx.run_later(self.connect_timeout, |act, ctx| {
+            if !act.ready {
+                act.fail(
+                    "no session.updated: the session was not configured".to_owned(),
+                    ctx,
+                );
+            }
+        });
+    }
+
+    /// The greeting, or the conversation so far (and a nudge to answer if the
+    /// caller spoke last, so the caller is not left waiting).
+    fn open_conversation(&mut self) {
         match std::mem::replace(&mut self.opening, Opening::Restore(Vec::new())) {
             Opening::Greet => {
                 self.buf.clear();
@@ -201,12 +229,18 @@ impl RealtimeActor {
                 self.send_buf();
             }
             Opening::Restore(turns) => {
+                let caller_spoke_last = turns.last().is_some_and(|(role, _)| *role == Role::User);
                 for (role, text) in turns {
                     self.buf.clear();
                     match role {
                         Role::User => rt::write_user_text_item(&mut self.buf, &text),
                         Role::Assistant => rt::write_assistant_text_item(&mut self.buf, &text),
                     }
+                    self.send_buf();
+                }
+                if caller_spoke_last {
+                    self.buf.clear();
+                    rt::write_response_create(&mut self.buf);
                     self.send_buf();
                 }
             }
@@ -222,7 +256,7 @@ impl RealtimeActor {
         ctx.stop();
     }
 
-    fn on_text(&mut self, text: ByteString) {
+    fn on_text(&mut self, text: ByteString, ctx: &mut Context<Self>) {
         let event = match rt::parse_server_event(&text) {
             Ok(event) => event,
             Err(e) => {
@@ -238,6 +272,7 @@ impl RealtimeActor {
         match event {
             ServerEvent::SessionUpdated if !self.ready => {
                 self.ready = true;
+                self.open_conversation();
                 for payload in std::mem::take(&mut self.pending) {
                     self.send_append(&payload);
                 }
@@ -257,13 +292,19 @@ impl RealtimeActor {
                 let item_id = text.slice_ref(item_id);
                 self.report(RealtimeEvent::AgentAudio { item_id, payload });
             }
-            ServerEvent::SpeechStarted { .. } => self.report(RealtimeEvent::SpeechStarted),
-            ServerEvent::ResponseDone { .. } => self.report(RealtimeEvent::ResponseDone),
-            ServerEvent::InputTranscriptionCompleted { transcript, .. } => {
-                self.report(RealtimeEvent::UserTranscript {
-                    text: transcript.into_owned(),
+            ServerEvent::SpeechStarted { item_id, .. } => {
+                self.report(RealtimeEvent::SpeechStarted {
+                    item_id: text.slice_ref(item_id),
                 })
             }
+            ServerEvent::ResponseDone { .. } => self.report(RealtimeEvent::ResponseDone),
+            ServerEvent::InputTranscriptionCompleted {
+                item_id,
+                transcript,
+            } => self.report(RealtimeEvent::UserTranscript {
+                item_id: text.slice_ref(item_id),
+                text: transcript.into_owned(),
+            }),
             ServerEvent::OutputTranscriptDone { transcript, .. } => {
                 self.report(RealtimeEvent::AgentTranscript {
                     text: transcript.into_owned(),
@@ -287,9 +328,15 @@ impl RealtimeActor {
                     code.unwrap_or(""),
                     message
                 );
-                self.report(RealtimeEvent::Error {
-                    message: message.into_owned(),
-                });
+                if self.ready {
+                    self.report(RealtimeEvent::Error {
+                        message: message.into_owned(),
+                    });
+                } else {
+                    // The session.update was refused: without it the session speaks
+                    // the wrong audio format, so this connection is of no use.
+                    self.fail(format!("session.update rejected: {message}"), ctx);
+                }
             }
             _ => {}
         }
@@ -348,11 +395,21 @@ impl Actor for RealtimeActor {
                             act.call_sid,
                             act.generation
                         );
-                        act.configure();
+                        act.last_frame = Instant::now();
+                        act.configure(ctx);
+                        ctx.run_interval(LIVENESS_INTERVAL, |act, ctx| {
+                            if act.last_frame.elapsed() > SILENCE_LIMIT {
+                                act.fail(
+                                    "no frame from the server: connection presumed dead".to_owned(),
+                                    ctx,
+                                );
+                            } else if let Some(sink) = &mut act.sink {
+                                let _ = sink.write(Message::Ping(bytes::Bytes::new()));
+                            }
+                        });
                     }
                     Err(reason) => {
-                        act.report_closed(format!("connect failed: {reason}"));
-                        ctx.stop();
+                        act.fail(format!("connect failed: {reason}"), ctx);
                     }
                 }),
         );
@@ -400,6 +457,16 @@ impl Handler<ToRealtime> for RealtimeActor {
                     self.send_buf();
                 }
             }
+            ToRealtime::Note { text, respond } => {
+                self.buf.clear();
+                rt::write_user_text_item(&mut self.buf, &text);
+                self.send_buf();
+                if respond {
+                    self.buf.clear();
+                    rt::write_response_create(&mut self.buf);
+                    self.send_buf();
+                }
+            }
             ToRealtime::Close => self.close(ctx),
             ToRealtime::Adopt { owner, generation } => {
                 self.generation = generation;
@@ -414,9 +481,10 @@ impl Handler<ToRealtime> for RealtimeActor {
 
 impl StreamHandler<Result<Frame, WsProtocolError>> for RealtimeActor {
     fn handle(&mut self, item: Result<Frame, WsProtocolError>, ctx: &mut Self::Context) {
+        self.last_frame = Instant::now();
         match item {
             Ok(Frame::Text(bytes)) => match ByteString::try_from(bytes) {
-                Ok(text) => self.on_text(text),
+                Ok(text) => self.on_text(text, ctx),
                 Err(_) => log::warn!(
                     "{} call_sid={} error=\"text frame is not UTF-8\"",
                     events::REALTIME_EVENT_INVALID,
@@ -429,26 +497,23 @@ impl StreamHandler<Result<Frame, WsProtocolError>> for RealtimeActor {
                 }
             }
             Ok(Frame::Close(reason)) => {
-                self.report_closed(format!("closed by the server: {reason:?}"));
-                ctx.stop();
+                self.fail(format!("closed by the server: {reason:?}"), ctx);
             }
             Ok(Frame::Pong(_) | Frame::Binary(_) | Frame::Continuation(_)) => {}
             Err(e) => {
-                self.report_closed(format!("protocol error: {e}"));
-                ctx.stop();
+                self.fail(format!("protocol error: {e}"), ctx);
             }
         }
     }
 
     fn finished(&mut self, ctx: &mut Self::Context) {
-        self.report_closed("connection ended".to_owned());
-        ctx.stop();
+        self.fail("connection ended".to_owned(), ctx);
     }
 }
 
 impl WriteHandler<WsProtocolError> for RealtimeActor {
-    fn error(&mut self, err: WsProtocolError, _ctx: &mut Self::Context) -> Running {
-        self.report_closed(format!("write failed: {err}"));
+    fn error(&mut self, err: WsProtocolError, ctx: &mut Self::Context) -> Running {
+        self.report_closed(format!("write failed: {err}"), ctx);
         Running::Stop
     }
 }
