@@ -75,3 +75,32 @@ async fn readyz_says_draining_once_shutdown_begins() {
     assert_eq!(body["status"], "draining");
     app.shutdown.shutdown().await;
 }
+
+#[actix_web::test]
+async fn a_database_away_at_start_up_is_waited_for_not_a_crash() {
+    // Arrange: the database is unreachable when the service starts.
+    let db = TestDb::migrated();
+    let proxy = Proxy::start(port_of(&db.url)).await;
+    proxy.down();
+    let name = db.url.rsplit('/').next().unwrap().to_owned();
+    let via_proxy = with_database(
+        &format!("postgres://postgres@127.0.0.1:{}/x", proxy.port),
+        &name,
+    );
+    let settings = settings_from(&test_env(&via_proxy));
+    // Act: it comes back a second later, within `database.startup_retry_seconds`.
+    let started = Instant::now();
+    let comes_back = async {
+        actix_web::rt::time::sleep(Duration::from_millis(1200)).await;
+        proxy.up();
+    };
+    let (app, ()) = tokio::join!(TestApp::spawn_with(settings), comes_back);
+    // Assert
+    assert!(
+        started.elapsed() >= Duration::from_millis(1000),
+        "it waited"
+    );
+    let body = wait_for_status(&app, 200).await;
+    assert_eq!(body["status"], "ready");
+    app.shutdown.shutdown().await;
+}

@@ -43,6 +43,9 @@ use transcript::Transcript;
 
 /// Attempts at writing the call's record before leaving it to the status callback.
 const FINISH_ATTEMPTS: u32 = 5;
+/// How long the agent's connection stays open after a call ends, for the
+/// transcripts of what was said last.
+const TRANSCRIPT_GRACE: std::time::Duration = std::time::Duration::from_millis(750);
 /// How long the end of a call waits for its transcript to be written.
 const FLUSH_LIMIT: std::time::Duration = std::time::Duration::from_secs(10);
 /// How often the call checks that its two sockets' actors are alive.
@@ -336,17 +339,33 @@ impl CallActor {
             (EndReason::TwilioStopped | EndReason::SocketLost, Some(_)) => EndReason::Transferred,
             _ => reason,
         };
-        if let Some(rt) = self.realtime.take() {
-            rt.do_send(ToRealtime::Close);
-        }
         if !matches!(reason, EndReason::TwilioStopped | EndReason::SocketLost) {
             self.twilio.do_send(ToTwilio::Close);
         }
+        let ended_at = Utc::now();
+        // The caller's last words may still be being transcribed: keep the
+        // agent's connection (no audio flows any more) for a short grace and
+        // record what arrives, then close it and write everything.
+        let grace = if self.realtime.is_some() {
+            TRANSCRIPT_GRACE
+        } else {
+            std::time::Duration::ZERO
+        };
+        ctx.run_later(grace, move |act, ctx| act.finish(reason, ended_at, ctx));
+    }
+
+    /// The second half of [`Self::end`]: flush, write the record, stop.
+    fn finish(&mut self, reason: EndReason, ended_at: DateTime<Utc>, ctx: &mut Context<Self>) {
+        if let Some(rt) = self.realtime.take() {
+            rt.do_send(ToRealtime::Close);
+        }
+        // Nothing from that connection is this call's business any more.
+        self.generation += 1;
         let end = CallEnd {
             call_sid: self.call_sid.clone(),
             tenant_id: self.tenant_id.clone(),
             started_at: self.started_at,
-            ended_at: Utc::now(),
+            ended_at,
             reason,
             transferred_to: self.transferred_to.clone(),
             segments: self.transcript.segments(),
@@ -413,10 +432,17 @@ impl Actor for CallActor {
         // A session opened while the phone rang is already greeting the caller.
         if let Some(session) = preopen::take(self.call_sid.as_str()) {
             self.generation = 1;
-            session.do_send(ToRealtime::Adopt {
+            let adopt = session.send(ToRealtime::Adopt {
                 owner: ctx.address().recipient(),
                 generation: self.generation,
             });
+            // It may have stopped between being parked and being taken.
+            ctx.spawn(adopt.into_actor(self).map(|result, act, ctx| {
+                if result.is_err() && act.generation == 1 {
+                    act.generation += 1;
+                    act.on_upstream_closed("the pre-opened session had stopped".to_owned(), ctx);
+                }
+            }));
             log::info!(
                 "{} call_sid={} tenant={}",
                 events::REALTIME_ADOPTED,
@@ -526,10 +552,21 @@ impl Handler<FromRealtime> for CallActor {
     type Result = ();
 
     fn handle(&mut self, msg: FromRealtime, ctx: &mut Self::Context) {
-        // A replaced connection's late events are not this conversation's, and
-        // nothing said after the end sequence began could be stored any more.
-        if msg.generation == self.generation && !self.phase.is_ending() {
+        // A replaced connection's late events are not this conversation's.
+        if msg.generation != self.generation {
+            return;
+        }
+        if !self.phase.is_ending() {
             self.on_realtime(msg.event, ctx);
+            return;
+        }
+        // Ending: only the last transcripts still count (see `end`).
+        match msg.event {
+            RealtimeEvent::UserTranscript { item_id, text } => {
+                self.record(Role::User, Some(item_id), &text)
+            }
+            RealtimeEvent::AgentTranscript { text } => self.record(Role::Assistant, None, &text),
+            _ => {}
         }
     }
 }
