@@ -21,6 +21,7 @@ use std::time::{Duration, Instant};
 
 use actix::prelude::*;
 use actix_web_actors::ws;
+use bytes::BytesMut;
 use bytestring::ByteString;
 
 use crate::call::messages::{FromTwilio, SocketId, ToTwilio};
@@ -28,6 +29,7 @@ use crate::events;
 use crate::ids::{CallSid, StreamSid, TenantId};
 use crate::ports::StreamAuthority;
 use crate::protocol::twilio::{self, TwilioInbound};
+use crate::protocol::{frame_text, json};
 use crate::supervisor::messages::AttachStream;
 
 /// How often liveness is checked and a ping sent.
@@ -69,8 +71,13 @@ pub struct TwilioStreamActor {
     stream_sid: Option<StreamSid>,
     last_seen: Instant,
     invalid_frames: u64,
-    /// Reused for every outgoing frame.
+    /// Reused for every outgoing frame's JSON.
     buf: String,
+    /// Reused for every outgoing frame's bytes: its allocation comes back once the
+    /// encoder has copied the previous frame, so writing allocates nothing.
+    out: BytesMut,
+    /// Reused for mark names (`m<number>`).
+    mark_name: String,
     told_call: bool,
 }
 
@@ -93,6 +100,8 @@ impl TwilioStreamActor {
             last_seen: Instant::now(),
             invalid_frames: 0,
             buf: String::with_capacity(512),
+            out: BytesMut::with_capacity(1024),
+            mark_name: String::with_capacity(24),
             told_call: false,
         }
     }
@@ -320,19 +329,24 @@ impl Handler<ToTwilio> for TwilioStreamActor {
         };
         match msg {
             ToTwilio::Audio { payload, mark } => {
-                // Media and its mark are queued together and go out in one flush.
+                // Media and its mark are queued together and go out in one flush
+                // (the context encodes everything queued in one poll into one write).
                 self.buf.clear();
                 twilio::write_media(&mut self.buf, stream_sid.as_str(), &payload);
-                ctx.text(self.buf.as_str());
+                let media = frame_text(&mut self.out, &self.buf);
+                self.mark_name.clear();
+                self.mark_name.push('m');
+                json::push_u64(&mut self.mark_name, mark);
                 self.buf.clear();
-                let name = format!("m{mark}");
-                twilio::write_mark(&mut self.buf, stream_sid.as_str(), &name);
-                ctx.text(self.buf.as_str());
+                twilio::write_mark(&mut self.buf, stream_sid.as_str(), &self.mark_name);
+                let mark = frame_text(&mut self.out, &self.buf);
+                ctx.text(media);
+                ctx.text(mark);
             }
             ToTwilio::Clear => {
                 self.buf.clear();
                 twilio::write_clear(&mut self.buf, stream_sid.as_str());
-                ctx.text(self.buf.as_str());
+                ctx.text(frame_text(&mut self.out, &self.buf));
             }
             ToTwilio::Close => {
                 // Replaced or ended by the call: it knows, do not report back.

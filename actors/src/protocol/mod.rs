@@ -14,7 +14,9 @@
 //!   decoded.
 //! * **Writers append to a reusable `String`.** The hot writers take `&mut String` and append
 //!   one complete JSON message; a caller that keeps one buffer per connection (clearing it
-//!   before each message) allocates nothing once the buffer has grown to size.
+//!   before each message) allocates nothing once the buffer has grown to size. The socket
+//!   actors then hand the text to their WebSocket as a `ByteString` made by [`frame_text`],
+//!   which copies it into a reused `BytesMut` instead of a fresh allocation.
 //!
 //! Unknown event names are tolerated (`Unknown` / `Other` variants) because both vendors add
 //! events over time; malformed JSON, missing required fields, oversized frames and non-base64
@@ -22,9 +24,18 @@
 
 use std::fmt::Write as _;
 
-mod json;
+pub(crate) mod json;
 pub mod realtime;
 pub mod twilio;
+
+/// `json` as a WebSocket text payload, copied through `out` rather than into a fresh
+/// allocation: `out`'s buffer comes back once the previous frame has been encoded and
+/// dropped, so steady-state frames allocate nothing (`ByteString::from(&str)` allocates
+/// one per frame). The UTF-8 check is a fast ASCII scan; it cannot fail for a `str`.
+pub fn frame_text(out: &mut bytes::BytesMut, json: &str) -> bytestring::ByteString {
+    out.extend_from_slice(json.as_bytes());
+    bytestring::ByteString::try_from(out.split().freeze()).unwrap_or_default()
+}
 
 /// Longest serde error message kept in [`ProtocolError::Json`]; serde may quote the offending
 /// value, which can be an entire audio payload.
@@ -82,8 +93,20 @@ pub fn is_base64(s: &str) -> bool {
         .strip_suffix(b"==")
         .or_else(|| bytes.strip_suffix(b"="))
         .unwrap_or(bytes);
-    body.iter()
-        .all(|&b| b.is_ascii_alphanumeric() || b == b'+' || b == b'/')
+    // Branch-free per byte and folded per chunk so that it vectorises (a per-byte `all`
+    // cost ~11 instructions a byte, measured with callgrind).
+    let ok = |b: u8| {
+        (b.is_ascii_uppercase())
+            | (b.is_ascii_lowercase())
+            | (b.is_ascii_digit())
+            | (b == b'+')
+            | (b == b'/')
+    };
+    let mut chunks = body.chunks_exact(json::SCAN_CHUNK);
+    let all = chunks
+        .by_ref()
+        .all(|chunk| chunk.iter().fold(true, |acc, &b| acc & ok(b)));
+    all && chunks.remainder().iter().all(|&b| ok(b))
 }
 
 /// Rejects `text` before parsing if it is longer than `limit` bytes.

@@ -75,8 +75,10 @@ pub struct RealtimeActor {
     ready: bool,
     /// Caller audio held until the session is configured.
     pending: Vec<ByteString>,
-    /// Reused for every outgoing event.
+    /// Reused for every outgoing event's JSON.
     buf: String,
+    /// Reused for every outgoing event's bytes (see [`crate::protocol::frame_text`]).
+    out: bytes::BytesMut,
     /// When the server was last heard from (any frame).
     last_frame: Instant,
     /// We closed it: no `Closed` report.
@@ -144,6 +146,7 @@ impl RealtimeActor {
             ready: false,
             pending: Vec::new(),
             buf: String::with_capacity(512),
+            out: bytes::BytesMut::with_capacity(1024),
             last_frame: Instant::now(),
             closing: false,
             reported: false,
@@ -187,7 +190,7 @@ impl RealtimeActor {
 
     /// Sends what is in `buf` as one text frame.
     fn send_buf(&mut self) {
-        let text = ByteString::from(self.buf.as_str());
+        let text = crate::protocol::frame_text(&mut self.out, &self.buf);
         if let Some(sink) = &mut self.sink {
             if sink.write(Message::Text(text)).is_err() {
                 log::debug!("REALTIME_WRITE_AFTER_CLOSE call_sid={}", self.call_sid);
@@ -206,6 +209,9 @@ impl RealtimeActor {
     fn configure(&mut self, ctx: &mut Context<Self>) {
         self.buf = rt::session_update_json(&self.session);
         self.send_buf();
+        // The update is kilobytes (instructions, tools); audio appends need ~300 bytes.
+        self.buf = String::with_capacity(512);
+        self.out = bytes::BytesMut::with_capacity(1024);
         ctx.run_later(self.connect_timeout, |act, ctx| {
             if !act.ready {
                 act.fail(
