@@ -39,6 +39,19 @@ pub enum Command {
         #[arg(long)]
         exit_after_calls: bool,
     },
+    /// Phone-number pool operations (`import`, `point --env ...`).
+    Numbers {
+        /// What to do with the numbers.
+        #[command(subcommand)]
+        command: crate::pool::ops::NumbersCommand,
+    },
+    /// Benchmarks: the audio path under N concurrent calls (`audio`), transcript
+    /// persistence into PostgreSQL (`persistence`). README, "Benchmark".
+    Bench {
+        /// What to measure.
+        #[command(subcommand)]
+        command: crate::bench::BenchCommand,
+    },
 }
 
 /// Runs the command line; the process exit code comes back.
@@ -47,8 +60,12 @@ pub fn run(cli: Cli) -> ExitCode {
     if let Some(Command::Demo { exit_after_calls }) = cli.command {
         return crate::demo::run(exit_after_calls);
     }
+    // The benchmark starts its own processes and settings.
+    if let Some(Command::Bench { command }) = &cli.command {
+        return crate::bench::run(command.clone());
+    }
     let purpose = match cli.command {
-        Some(Command::Migrate { .. }) => Purpose::Migrate,
+        Some(Command::Migrate { .. } | Command::Numbers { .. }) => Purpose::Migrate,
         _ => Purpose::Serve,
     };
     let settings = match config::load(purpose) {
@@ -113,6 +130,8 @@ pub fn run(cli: Cli) -> ExitCode {
             }
         }
         Command::Serve | Command::Demo { .. } => serve(settings),
+        Command::Numbers { command } => crate::pool::ops::run(command, settings),
+        Command::Bench { command } => crate::bench::run(command),
     }
 }
 

@@ -2,7 +2,9 @@
 //! actix actors, PostgreSQL through Diesel). `main.rs` is a thin shell over
 //! this library so that tests and binaries share everything.
 
+pub mod bench;
 pub mod calls;
+pub mod campaigns;
 pub mod cli;
 pub mod clients;
 pub mod config;
@@ -10,6 +12,7 @@ pub mod db;
 pub mod demo;
 pub mod http;
 pub mod logging;
+pub mod pool;
 pub mod secret;
 pub mod shutdown;
 pub mod signing;

@@ -75,6 +75,7 @@ impl ShutdownHandle {
         let _ = calls.persistence.send(Flush).await;
         self.server.stop(true).await;
         calls.stop();
+        self.state.pool.stop();
         log::info!(
             "{} instance={}",
             events::SHUTDOWN_COMPLETE,

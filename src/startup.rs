@@ -71,6 +71,8 @@ pub struct AppState {
     pub expected_migration: Option<String>,
     /// The actors of live calls and what they need.
     pub calls: CallSystem,
+    /// The phone-number pool (PhonePoolActor) and the campaign runner.
+    pub pool: crate::pool::PoolSystem,
 }
 
 /// A built, listening, not yet serving service.
@@ -121,6 +123,7 @@ impl Application {
 
         let instance_id = instance_id();
         let calls = CallSystem::start(&settings, db.clone(), &instance_id);
+        let pool = crate::pool::PoolSystem::start(&settings, db.clone(), &instance_id);
         let state = web::Data::new(AppState {
             settings: Arc::new(settings.clone()),
             db,
@@ -129,6 +132,7 @@ impl Application {
             instance_id,
             expected_migration: migrate::latest_version(),
             calls,
+            pool,
         });
 
         let addr = format!("{}:{}", settings.server.host, settings.server.port);

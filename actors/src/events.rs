@@ -106,3 +106,47 @@ pub const SUMMARY_WRITTEN: &str = "SUMMARY_WRITTEN";
 pub const SUMMARY_FAILED: &str = "SUMMARY_FAILED";
 /// No STREAM_TOKEN_SECRET: a random one is used by this process (development and test only).
 pub const STREAM_SECRET_GENERATED: &str = "STREAM_SECRET_GENERATED";
+
+// The phone-number pool, campaigns and the admin API.
+/// No number could be handed out (none free, no purchase possible).
+pub const POOL_EXHAUSTED: &str = "POOL_EXHAUSTED";
+/// A number was leased to a holder (an outbound call, an operator).
+pub const NUMBER_ALLOCATED: &str = "NUMBER_ALLOCATED";
+/// A leased number was given back.
+pub const NUMBER_RELEASED: &str = "NUMBER_RELEASED";
+/// A lease ran out without renewal (its instance died) and the number is free again.
+pub const NUMBER_LEASE_EXPIRED: &str = "NUMBER_LEASE_EXPIRED";
+/// This instance found one of its leases gone (released elsewhere or expired and taken).
+pub const NUMBER_LEASE_GONE: &str = "NUMBER_LEASE_GONE";
+/// A lease was held longer than allowed and is no longer renewed.
+pub const NUMBER_LEASE_ABANDONED: &str = "NUMBER_LEASE_ABANDONED";
+/// A number was bought through Twilio REST and added to the pool.
+pub const NUMBER_BOUGHT: &str = "NUMBER_BOUGHT";
+/// Buying a number failed.
+pub const NUMBER_PURCHASE_FAILED: &str = "NUMBER_PURCHASE_FAILED";
+/// The pool was topped up to its minimum of free numbers.
+pub const POOL_TOPPED_UP: &str = "POOL_TOPPED_UP";
+/// A shared number idle too long was released back to the carrier.
+pub const NUMBER_IDLE_RELEASED: &str = "NUMBER_IDLE_RELEASED";
+/// Releasing an idle number failed; it stays in the pool.
+pub const NUMBER_RELEASE_FAILED: &str = "NUMBER_RELEASE_FAILED";
+/// A background pool round could not reach the database.
+pub const POOL_MAINTENANCE_FAILED: &str = "POOL_MAINTENANCE_FAILED";
+/// An outbound campaign was created.
+pub const CAMPAIGN_STARTED: &str = "CAMPAIGN_STARTED";
+/// A campaign placed one call.
+pub const CAMPAIGN_CALL_PLACED: &str = "CAMPAIGN_CALL_PLACED";
+/// A campaign call could not be placed.
+pub const CAMPAIGN_CALL_FAILED: &str = "CAMPAIGN_CALL_FAILED";
+/// A campaign call's outcome was recorded.
+pub const CAMPAIGN_CALL_OUTCOME: &str = "CAMPAIGN_CALL_OUTCOME";
+/// A campaign target was left `uncertain` (a call may have been placed; not repeated).
+pub const CAMPAIGN_CALL_UNCERTAIN: &str = "CAMPAIGN_CALL_UNCERTAIN";
+/// Every target of a campaign has an outcome (or it was canceled).
+pub const CAMPAIGN_FINISHED: &str = "CAMPAIGN_FINISHED";
+/// A campaign round could not reach the database.
+pub const CAMPAIGN_RUNNER_FAILED: &str = "CAMPAIGN_RUNNER_FAILED";
+/// An operator changed something through the admin API (also in `audit_log`).
+pub const ADMIN_ACTION: &str = "ADMIN_ACTION";
+/// An admin request was refused for its credentials.
+pub const ADMIN_AUTH_FAILED: &str = "ADMIN_AUTH_FAILED";

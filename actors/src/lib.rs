@@ -15,6 +15,8 @@
 //!   Twilio socket, ends; its **RealtimeActor** is *transient*, restarted
 //!   within a [`call::restart::RestartBudget`], then the caller hears an apology.
 //! - **PersistenceActor**: a *permanent* singleton on its own arbiter.
+//! - **PhonePoolActor**: a *permanent* singleton on its own arbiter; its
+//!   truth is the database (leases), so a restart loses nothing but renewals.
 //!
 //! This crate knows nothing of HTTP routes or the database: the service
 //! implements the traits in [`ports`] and wires them in.
@@ -23,6 +25,8 @@ pub mod call;
 pub mod events;
 pub mod ids;
 pub mod persistence;
+pub mod phone_pool;
+pub mod pool_ports;
 pub mod ports;
 pub mod protocol;
 pub mod realtime;

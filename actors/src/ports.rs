@@ -37,6 +37,9 @@ pub struct CallPlan {
     pub session: SessionConfig,
     /// Where `transfer_to_human` sends the caller; `None` means the agent says it cannot.
     pub handoff_number: Option<String>,
+    /// The number a transfer shows: one of ours (the number called, or the pool
+    /// number an outbound call went out on).
+    pub caller_id: Option<String>,
     /// What the caller hears if the agent cannot be reached, in their language.
     pub apology: String,
 }

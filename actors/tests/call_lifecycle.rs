@@ -38,6 +38,7 @@ impl CallStore for Ports {
             recipient: Some("+15550000002".into()),
             session: SessionConfig::default(),
             handoff_number: None,
+            caller_id: Some("+15550000002".into()),
             apology: "Sorry, try later.".into(),
         };
         Box::pin(async move { Ok(plan) })

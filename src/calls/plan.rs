@@ -50,14 +50,24 @@ pub fn apology(tag: &str) -> &'static str {
     }
 }
 
+/// The numbers of a call, as its log holds them.
+#[derive(Debug, Clone, Default)]
+pub struct CallNumbers {
+    /// Who called (inbound) or the pool number (outbound).
+    pub caller: Option<String>,
+    /// The number called.
+    pub recipient: Option<String>,
+    /// One of ours, shown on a transfer.
+    pub caller_id: Option<String>,
+}
+
 /// Builds the plan of `call_sid` for `tenant`.
 pub fn build(
     call_sid: CallSid,
     tenant_id: TenantId,
     tenant: &Tenant,
     prompt: &Prompt,
-    caller: Option<String>,
-    recipient: Option<String>,
+    numbers: CallNumbers,
     openai: &OpenAiSettings,
 ) -> CallPlan {
     let language = tenant.preferred_language.clone();
@@ -90,10 +100,11 @@ pub fn build(
     CallPlan {
         call_sid,
         tenant_id,
-        caller,
-        recipient,
+        caller: numbers.caller,
+        recipient: numbers.recipient,
         session,
         handoff_number: tenant.handoff_number.clone(),
+        caller_id: numbers.caller_id,
         apology: apology(&language).to_owned(),
     }
 }

@@ -67,18 +67,38 @@ impl CallStore for DbCallStore {
             if !profile.is_subscribed {
                 return Err(PortError("tenant is not subscribed".into()));
             }
-            let numbers: Option<(Option<String>, Option<String>)> = call_logs::table
+            type Numbers = (Option<String>, Option<String>, Option<String>, String);
+            let numbers: Option<Numbers> = call_logs::table
                 .filter(call_logs::call_sid.eq(call_sid.as_str()))
                 .filter(call_logs::user_id.eq(tenant_uuid))
-                .select((call_logs::caller_number, call_logs::recipient_number))
+                .select((
+                    call_logs::caller_number,
+                    call_logs::recipient_number,
+                    call_logs::number_used,
+                    call_logs::direction,
+                ))
                 .first(&mut conn)
                 .await
                 .optional()
                 .map_err(|e| db_error(DbError::from(e)))?;
-            let (caller, recipient) = numbers
+            let (caller, recipient, number_used, direction) = numbers
                 .ok_or_else(|| PortError("no call record for this CallSid and tenant".into()))?;
+            // A transfer shows one of our numbers: the pool number an outbound
+            // call went out on, or the number an inbound call came in on.
+            let caller_id = number_used.or_else(|| {
+                if direction == "outbound" {
+                    caller.clone()
+                } else {
+                    recipient.clone()
+                }
+            });
+            let numbers = plan::CallNumbers {
+                caller,
+                recipient,
+                caller_id,
+            };
             Ok(plan::build(
-                call_sid, tenant, &profile, &prompt, caller, recipient, &openai,
+                call_sid, tenant, &profile, &prompt, numbers, &openai,
             ))
         })
     }
@@ -103,6 +123,11 @@ impl CallStore for DbCallStore {
             )
             .await
             .map_err(db_error)?;
+            // A pool number the call went out on comes back even if Twilio's
+            // final status callback is lost (idempotent with that path).
+            crate::pool::release_for_call(&mut conn, end.call_sid.as_str(), None)
+                .await
+                .map_err(db_error)?;
             nudge.notify_one();
             Ok(())
         })

@@ -3,6 +3,7 @@
 //! `Rc`s: one per worker thread, made on first use.
 
 pub mod openai_rest;
+pub mod twilio_numbers;
 pub mod twilio_rest;
 
 use std::time::Duration;

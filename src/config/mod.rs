@@ -73,6 +73,8 @@ pub struct Settings {
     pub admin: AdminSettings,
     pub stream: StreamSettings,
     pub calls: CallSettings,
+    pub pool: PoolSettings,
+    pub campaigns: CampaignSettings,
     pub logging: LoggingSettings,
 }
 
@@ -190,12 +192,91 @@ pub struct CallSettings {
     pub preopen_timeout_seconds: u64,
 }
 
+/// The phone-number pool: allocation policy, leases, provisioning and prices
+/// (every key is documented in `config/default.toml`).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PoolSettings {
+    /// Plans whose tenants use their dedicated numbers first.
+    #[serde(deserialize_with = "plan_list")]
+    pub dedicated_plans: Vec<String>,
+    /// Plans whose tenants may use the shared pool.
+    #[serde(deserialize_with = "plan_list")]
+    pub shared_plans: Vec<String>,
+    /// How long a lease lasts without renewal.
+    pub lease_ms: u64,
+    /// How often this instance renews its leases.
+    pub renew_ms: u64,
+    /// Longest time a lease is renewed.
+    pub max_hold_seconds: u64,
+    /// Buy numbers when the pool runs dry and to keep `min_available` free.
+    pub auto_provision: bool,
+    /// Free shared numbers kept by buying ahead.
+    pub min_available: u32,
+    /// Numbers the pool may hold in all.
+    pub max_numbers: u32,
+    /// ISO country of bought numbers.
+    pub provision_country: String,
+    /// Area code of bought numbers, when one is wanted.
+    #[serde(deserialize_with = "non_empty")]
+    pub provision_area_code: Option<String>,
+    /// Idle time after which a free shared number is released (0: never).
+    pub idle_release_seconds: u64,
+    /// Time between background rounds.
+    pub maintenance_interval_ms: u64,
+    /// Rental price of one number for a month, USD.
+    pub number_month_price_usd: f64,
+    /// Price of an inbound minute, USD.
+    pub inbound_minute_price_usd: f64,
+    /// Price of an outbound minute, USD.
+    pub outbound_minute_price_usd: f64,
+}
+
+/// Outbound campaigns (every key is documented in `config/default.toml`).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CampaignSettings {
+    /// Calls at once per campaign when the request does not say.
+    pub default_concurrency: u32,
+    /// Largest list accepted.
+    pub max_targets: usize,
+    /// Time between runner rounds.
+    pub tick_ms: u64,
+    /// Admitted-but-not-dialled targets older than this are put back.
+    pub claim_timeout_seconds: u64,
+    /// `dialing` targets without a CallSid older than this become `uncertain`.
+    pub dial_timeout_seconds: u64,
+    /// Twilio's ring `Timeout`.
+    pub ring_timeout_seconds: u64,
+    /// Back-off after an exhausted pool or a refused request.
+    pub retry_seconds: u64,
+    /// Refused attempts before a target fails.
+    pub max_attempts: u32,
+    /// A placed call without news is no longer kept live after this.
+    pub max_call_seconds: u64,
+}
+
 /// Where logs go besides stderr.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct LoggingSettings {
     #[serde(deserialize_with = "non_empty")]
     pub dir: Option<String>,
+}
+
+/// Deserializes a comma-separated list of plans (`standard`, `enterprise`).
+fn plan_list<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Vec<String>, D::Error> {
+    let value = String::deserialize(d)?;
+    let mut plans = Vec::new();
+    for plan in value.split(',').map(str::trim).filter(|p| !p.is_empty()) {
+        if plan != "standard" && plan != "enterprise" {
+            return Err(serde::de::Error::custom(format!(
+                "unknown plan {plan:?} in a pool plan list (expected standard, enterprise)"
+            )));
+        }
+        plans.push(plan.to_owned());
+    }
+    Ok(plans)
 }
 
 /// Deserializes an optional string where the empty string means "not set".

@@ -5,14 +5,19 @@
 //! Sync and async query code live in separate modules: both diesel preludes in
 //! one scope make `RunQueryDsl` ambiguous.
 
+pub mod audit;
 pub mod call_logs;
+pub mod campaigns;
+pub mod live_calls;
 pub mod migrate;
+pub mod numbers;
 pub mod outbox;
 pub mod readiness;
 #[rustfmt::skip]
 pub mod schema;
 pub mod tenants;
 pub mod transcripts;
+pub mod usage;
 
 use std::time::Duration;
 

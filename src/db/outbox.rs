@@ -60,17 +60,20 @@ pub async fn claim(
     worker: &str,
     limit: i64,
 ) -> Result<Vec<Job>, DbError> {
+    // The due rows are picked once (MATERIALIZED): a plain `IN (SELECT … LIMIT
+    // … FOR UPDATE SKIP LOCKED)` may be re-run by the planner and claim more.
     let jobs = diesel::sql_query(
-        "UPDATE outbox SET locked_by = $2, locked_until = now() + make_interval(secs => $4),
-                           attempts = attempts + 1
-         WHERE id IN (
+        "WITH due AS MATERIALIZED (
              SELECT id FROM outbox
              WHERE kind = $1 AND done_at IS NULL AND next_attempt_at <= now()
                AND (locked_until IS NULL OR locked_until < now())
              ORDER BY next_attempt_at
              LIMIT $3
              FOR UPDATE SKIP LOCKED)
-         RETURNING id, payload, attempts",
+         UPDATE outbox SET locked_by = $2, locked_until = now() + make_interval(secs => $4),
+                           attempts = outbox.attempts + 1
+         FROM due WHERE outbox.id = due.id
+         RETURNING outbox.id, outbox.payload, outbox.attempts",
     )
     .bind::<Text, _>(kind)
     .bind::<Text, _>(worker)

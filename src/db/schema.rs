@@ -38,6 +38,42 @@ diesel::table! {
 }
 
 diesel::table! {
+    campaign_targets (id) {
+        id -> Uuid,
+        campaign_id -> Uuid,
+        position -> Int4,
+        to_number -> Text,
+        status -> Text,
+        attempts -> Int4,
+        instance_id -> Nullable<Text>,
+        from_number -> Nullable<Text>,
+        call_sid -> Nullable<Text>,
+        next_attempt_at -> Timestamptz,
+        claimed_at -> Nullable<Timestamptz>,
+        dial_started_at -> Nullable<Timestamptz>,
+        ended_at -> Nullable<Timestamptz>,
+        duration_seconds -> Nullable<Int4>,
+        error -> Nullable<Text>,
+        created_at -> Timestamptz,
+        updated_at -> Timestamptz,
+    }
+}
+
+diesel::table! {
+    campaigns (id) {
+        id -> Uuid,
+        user_id -> Uuid,
+        name -> Nullable<Text>,
+        status -> Text,
+        max_concurrency -> Int4,
+        created_by -> Text,
+        created_at -> Timestamptz,
+        updated_at -> Timestamptz,
+        finished_at -> Nullable<Timestamptz>,
+    }
+}
+
+diesel::table! {
     outbox (id) {
         id -> Int8,
         kind -> Text,
@@ -69,6 +105,15 @@ diesel::table! {
         last_used_at -> Nullable<Timestamptz>,
         created_at -> Timestamptz,
         updated_at -> Timestamptz,
+        lease_tenant -> Nullable<Uuid>,
+    }
+}
+
+diesel::table! {
+    pool_provisioning (id) {
+        id -> Bool,
+        holder -> Nullable<Text>,
+        held_until -> Nullable<Timestamptz>,
     }
 }
 
@@ -140,15 +185,19 @@ diesel::table! {
 }
 
 diesel::joinable!(call_logs -> profiles (user_id));
-diesel::joinable!(phone_numbers -> profiles (dedicated_to));
+diesel::joinable!(campaign_targets -> campaigns (campaign_id));
+diesel::joinable!(campaigns -> profiles (user_id));
 diesel::joinable!(reservation_requests -> profiles (user_id));
 diesel::joinable!(user_prompts -> profiles (user_id));
 
 diesel::allow_tables_to_appear_in_same_query!(
     audit_log,
     call_logs,
+    campaign_targets,
+    campaigns,
     outbox,
     phone_numbers,
+    pool_provisioning,
     profiles,
     reservation_requests,
     transcript_segments,

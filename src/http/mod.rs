@@ -1,6 +1,7 @@
 //! The HTTP surface: one route table, legacy aliases declared next to the
 //! paths they alias.
 
+pub mod admin;
 pub mod error;
 pub mod health;
 pub mod metrics;
@@ -23,5 +24,6 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
         .route("/twilio/media", web::get().to(twilio_media::media))
         // The old engine's path for the same socket.
         .route("/twilio-media", web::get().to(twilio_media::media))
-        .route("/twilio/status", web::post().to(twilio_status::status));
+        .route("/twilio/status", web::post().to(twilio_status::status))
+        .configure(admin::routes);
 }

@@ -14,6 +14,7 @@ use super::error::ApiError;
 use super::twilio_auth;
 use crate::db::call_logs::{self, Finish};
 use crate::startup::AppState;
+use crate::{campaigns, pool};
 
 /// Twilio's final call statuses.
 const FINAL: &[&str] = &["completed", "busy", "no-answer", "failed", "canceled"];
@@ -79,6 +80,24 @@ pub async fn status(
     )
     .await
     .map_err(|e| ApiError::Unavailable(e.to_string()))?;
+    // Outbound campaign calls: their outcome, and the pool number back (both idempotent).
+    if let Err(e) = campaigns::record_outcome(&mut conn, call_sid.as_str(), status, duration).await
+    {
+        log::warn!(
+            "{} call_sid={call_sid} task=record_outcome error={:?}",
+            events::CAMPAIGN_RUNNER_FAILED,
+            e.to_string()
+        );
+    }
+    if let Err(e) =
+        pool::release_for_call(&mut conn, call_sid.as_str(), duration.map(i64::from)).await
+    {
+        log::warn!(
+            "{} call_sid={call_sid} task=release_number error={:?}",
+            events::DB_UNAVAILABLE,
+            e.to_string()
+        );
+    }
     log::info!(
         "{} call_sid={call_sid} status={status} duration_s={} known={known}",
         events::CALL_STATUS,

@@ -13,6 +13,7 @@ use callvisor_actors::twilio_stream::{TENANT_PARAMETER, TOKEN_PARAMETER};
 use super::error::ApiError;
 use super::{twilio_auth, twiml};
 use crate::calls::plan;
+use crate::campaigns;
 use crate::db::call_logs::{self, Admission, NewCall};
 use crate::db::tenants;
 use crate::startup::AppState;
@@ -43,6 +44,7 @@ fn reject(call_sid: &str, reason: &str, tenant: Option<&str>) -> HttpResponse {
 pub async fn voice(
     req: HttpRequest,
     form: web::Form<Vec<(String, String)>>,
+    query: web::Query<std::collections::HashMap<String, String>>,
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, ApiError> {
     let params = form.into_inner();
@@ -64,9 +66,35 @@ pub async fn voice(
         .get()
         .await
         .map_err(|e| ApiError::Unavailable(format!("database: {e}")))?;
-    let found = tenants::find_by_number(&mut conn, to.as_str())
-        .await
-        .map_err(|e| ApiError::Unavailable(e.to_string()))?;
+    // An answered campaign call names its campaign in the URL we gave Twilio:
+    // the tenant is the campaign's, not `To`'s (`To` is the person called).
+    let campaign = query.get("campaign");
+    let found = match campaign {
+        Some(campaign) => {
+            let Ok(campaign) = uuid::Uuid::parse_str(campaign) else {
+                return Ok(reject(call_sid.as_str(), "unknown_campaign", None));
+            };
+            let from = caller.as_deref().unwrap_or_default();
+            let tenant = campaigns::tenant_for_call(
+                &mut conn,
+                campaign,
+                call_sid.as_str(),
+                to.as_str(),
+                from,
+            )
+            .await
+            .map_err(|e| ApiError::Unavailable(e.to_string()))?;
+            match tenant {
+                Some(id) => tenants::find_by_id(&mut conn, id)
+                    .await
+                    .map_err(|e| ApiError::Unavailable(e.to_string()))?,
+                None => return Ok(reject(call_sid.as_str(), "unknown_campaign", None)),
+            }
+        }
+        None => tenants::find_by_number(&mut conn, to.as_str())
+            .await
+            .map_err(|e| ApiError::Unavailable(e.to_string()))?,
+    };
     let Some((tenant, prompt)) = found else {
         return Ok(reject(call_sid.as_str(), "unknown_number", None));
     };
@@ -86,7 +114,11 @@ pub async fn voice(
             tenant_id: tenant.id,
             caller: caller.as_deref(),
             recipient: Some(to.as_str()),
-            direction: "inbound",
+            direction: if campaign.is_some() {
+                "outbound"
+            } else {
+                "inbound"
+            },
             instance_id: &state.instance_id,
         },
     )
@@ -110,8 +142,11 @@ pub async fn voice(
             tenant_key,
             &tenant,
             &prompt,
-            caller.clone(),
-            Some(to.to_string()),
+            plan::CallNumbers {
+                caller: caller.clone(),
+                recipient: Some(to.to_string()),
+                caller_id: None,
+            },
             &state.settings.openai,
         );
         state.calls.preopen(&call_sid, plan.session);

@@ -5,14 +5,18 @@
 
 mod helpers;
 
+mod admin;
 mod call_load;
 mod call_recovery;
 mod calls;
+mod campaigns;
 mod config;
 mod constraints;
 mod health;
 mod malformed;
 mod migrations;
+mod multi_instance;
+mod pool;
 mod shutdown;
 mod stream_auth;
 mod tools;

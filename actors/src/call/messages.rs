@@ -183,6 +183,10 @@ pub enum CallCommand {
         /// Why.
         reason: EndReason,
     },
-    /// Hand the caller to a human (admin request).
-    Transfer,
+    /// The call was handed to a human by someone else (an operator through
+    /// the admin API): stop the agent, record where it went.
+    Transferred {
+        /// The number dialled.
+        to: String,
+    },
 }

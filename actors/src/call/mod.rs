@@ -589,7 +589,12 @@ impl Handler<CallCommand> for CallActor {
                 self.playback.forget_unplayed();
             }
             CallCommand::End { reason } => self.end(reason, ctx),
-            CallCommand::Transfer => self.transfer(None, ctx),
+            CallCommand::Transferred { to } => {
+                if !self.phase.is_ending() {
+                    self.transferred_to = Some(to);
+                    self.phase = CallPhase::Transferring;
+                }
+            }
         }
     }
 }

@@ -99,7 +99,7 @@ impl CallActor {
             }
             return;
         };
-        let caller_id = plan.as_ref().and_then(|p| p.recipient.clone());
+        let caller_id = plan.as_ref().and_then(|p| p.caller_id.clone());
         let control = self.deps.control.clone();
         let call_sid = self.call_sid.clone();
         let to = number.clone();

@@ -71,6 +71,17 @@ pub struct HangUp {
     pub reason: EndReason,
 }
 
+/// An operator handed a call to a human through the carrier; the call, if
+/// live here, records it. Answers whether it was live here.
+#[derive(Debug, Message)]
+#[rtype(result = "bool")]
+pub struct Transferred {
+    /// The call.
+    pub call_sid: CallSid,
+    /// The number dialled.
+    pub to: String,
+}
+
 /// Stop taking calls; let live ones go on for `grace`, then end them; resolves
 /// when every call has finished its end-of-call sequence (or `grace` plus
 /// `finish_timeout` passed).

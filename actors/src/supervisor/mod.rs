@@ -27,6 +27,7 @@ use crate::persistence::PersistenceActor;
 use crate::ports::{CallDeps, EndReason};
 use messages::{
     AttachError, AttachStream, CallEnded, DrainAll, DrainReport, HangUp, ListCalls, LiveCall,
+    Transferred,
 };
 
 struct Entry {
@@ -175,6 +176,20 @@ impl Handler<HangUp> for CallSupervisor {
         match self.calls.get(&msg.call_sid) {
             Some(entry) => {
                 entry.addr.do_send(CallCommand::End { reason: msg.reason });
+                true
+            }
+            None => false,
+        }
+    }
+}
+
+impl Handler<Transferred> for CallSupervisor {
+    type Result = bool;
+
+    fn handle(&mut self, msg: Transferred, _ctx: &mut Self::Context) -> bool {
+        match self.calls.get(&msg.call_sid) {
+            Some(entry) => {
+                entry.addr.do_send(CallCommand::Transferred { to: msg.to });
                 true
             }
             None => false,

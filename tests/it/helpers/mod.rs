@@ -3,5 +3,6 @@
 pub mod app;
 pub mod calls;
 pub mod db;
+pub mod pool;
 pub mod proxy;
 pub mod raw_stream;

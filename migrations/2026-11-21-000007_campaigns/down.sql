@@ -1,0 +1,2 @@
+DROP TABLE campaign_targets;
+DROP TABLE campaigns;
