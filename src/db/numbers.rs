@@ -124,13 +124,14 @@ struct Exists {
 
 /// Leases one free number to `claim.holder` (dedicated first, then the least
 /// used shared one by minutes, then by last use), or `None` when none is free.
+///
+/// One statement in the usual case: a holder that already has a lease (a
+/// retried allocation) is refused by the one-lease-per-holder unique index,
+/// and only then is its existing lease looked up and renewed.
 pub async fn claim(
     conn: &mut AsyncPgConnection,
     claim: &Claim<'_>,
 ) -> Result<Option<Leased>, DbError> {
-    if let Some(leased) = existing_lease(conn, claim).await? {
-        return Ok(Some(leased));
-    }
     let sql = format!(
         "UPDATE phone_numbers AS p SET
              status = 'in_use', lease_holder = $2, lease_instance = $3, lease_tenant = $1,
@@ -183,10 +184,11 @@ pub async fn claim(
             .get_result(&mut *conn)
             .await?;
         if !free.exists {
-            return Ok(None);
+            // Exhausted, unless this holder already has its number.
+            return Ok(existing_lease(conn, claim).await?);
         }
     }
-    Ok(None)
+    Ok(existing_lease(conn, claim).await?)
 }
 
 #[derive(QueryableByName)]
