@@ -49,11 +49,6 @@ pub fn forget(call_sid: &str, session: &Addr<RealtimeActor>) {
     });
 }
 
-/// Forgets whatever is parked for `call_sid` (its session failed).
-pub fn forget_by_call(call_sid: &str) {
-    with_parked(|parked| parked.remove(call_sid));
-}
-
 /// How many sessions are parked (tests, metrics).
 pub fn parked_count() -> usize {
     with_parked(|parked| parked.len())
