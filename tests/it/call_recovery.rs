@@ -33,10 +33,13 @@ async fn a_second_socket_for_a_live_call_replaces_the_first_without_a_second_age
     second.start(&call_sid, &params).await;
     second.media(25).await;
     // Assert: the first is closed by us, the second carries the call, one agent.
-    assert!(matches!(
-        first.ending(Duration::from_secs(3)).await,
-        Ending::Closed(_)
-    ));
+    // Closed by us: a close frame, or a reset when our close found the client's
+    // last frames unread (the kernel then discards what was in flight).
+    let ending = first.ending(Duration::from_secs(3)).await;
+    assert!(
+        matches!(ending, Ending::Closed(_) | Ending::Dropped),
+        "{ending:?}"
+    );
     assert_eq!(
         second.ending(Duration::from_millis(500)).await,
         Ending::StillOpen

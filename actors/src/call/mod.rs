@@ -513,8 +513,9 @@ impl Handler<FromTwilio> for CallActor {
 
     fn handle(&mut self, msg: FromTwilio, ctx: &mut Self::Context) {
         match msg {
-            // After `end_call` the caller is not listened to: no new answer may start.
-            FromTwilio::Audio { .. } if self.end_after_playback => {}
+            // After `end_call`, or once the call is ending, the caller is not
+            // listened to: no new answer may start.
+            FromTwilio::Audio { .. } if self.end_after_playback || self.phase.is_ending() => {}
             FromTwilio::Audio { payload } => match &self.realtime {
                 Some(rt) => rt.do_send(ToRealtime::Audio { payload }),
                 None if self.phase.is_ending() => {}
