@@ -84,8 +84,9 @@ pub struct CallActor {
     end_after_playback: bool,
     /// A response is being spoken (audio arrived, `response.done` not yet).
     agent_speaking: bool,
-    /// The caller is being told the agent is unreachable (see `apologise_and_end`).
-    apologising: bool,
+    /// The caller is being told the agent is unreachable (see
+    /// `apologise_and_end`), and why: the reason the call will end with.
+    apologising: Option<EndReason>,
     /// Tool calls that arrived before the plan (a pre-opened session can be
     /// that quick): run once it is loaded, in order.
     deferred_tools: Vec<(String, String, String)>,
@@ -129,7 +130,7 @@ impl CallActor {
             end_after_playback: false,
             agent_speaking: false,
             deferred_tools: Vec::new(),
-            apologising: false,
+            apologising: None,
         }
     }
 
@@ -264,7 +265,7 @@ impl CallActor {
                     self.call_sid,
                     self.tenant_id
                 );
-                self.apologise_and_end(ctx);
+                self.apologise_and_end(EndReason::UpstreamFailed, ctx);
             }
         }
     }
@@ -283,11 +284,11 @@ impl CallActor {
     /// Twilio run past `</Connect>` and hang up before the apology plays. So
     /// the socket stays open; Twilio's redirect stops the stream itself, and
     /// if it does not within [`APOLOGY_STOP_LIMIT`], the call is ended here.
-    fn apologise_and_end(&mut self, ctx: &mut Context<Self>) {
-        if self.apologising || self.phase.is_ending() {
+    fn apologise_and_end(&mut self, reason: EndReason, ctx: &mut Context<Self>) {
+        if self.apologising.is_some() || self.phase.is_ending() {
             return;
         }
-        self.apologising = true;
+        self.apologising = Some(reason);
         let apology = self.plan.as_ref().map_or_else(
             || {
                 "We are sorry, we cannot take your call right now. Please call again later."
@@ -303,29 +304,30 @@ impl CallActor {
                 .say_and_hang_up(&call_sid, &apology, language.as_deref())
                 .await
         };
-        ctx.spawn(work.into_actor(self).map(|result, act, ctx| match result {
-            Ok(()) => {
-                log::info!(
-                    "{} call_sid={} tenant={}",
-                    events::CALL_APOLOGY,
-                    act.call_sid,
-                    act.tenant_id
-                );
-                ctx.run_later(APOLOGY_STOP_LIMIT, |act, ctx| {
-                    act.end(EndReason::UpstreamFailed, ctx)
-                });
-            }
-            Err(e) => {
-                log::error!(
-                    "{} call_sid={} tenant={} error={:?}",
-                    events::CALL_APOLOGY_FAILED,
-                    act.call_sid,
-                    act.tenant_id,
-                    e.to_string()
-                );
-                act.end(EndReason::UpstreamFailed, ctx);
-            }
-        }));
+        ctx.spawn(
+            work.into_actor(self)
+                .map(move |result, act, ctx| match result {
+                    Ok(()) => {
+                        log::info!(
+                            "{} call_sid={} tenant={}",
+                            events::CALL_APOLOGY,
+                            act.call_sid,
+                            act.tenant_id
+                        );
+                        ctx.run_later(APOLOGY_STOP_LIMIT, move |act, ctx| act.end(reason, ctx));
+                    }
+                    Err(e) => {
+                        log::error!(
+                            "{} call_sid={} tenant={} error={:?}",
+                            events::CALL_APOLOGY_FAILED,
+                            act.call_sid,
+                            act.tenant_id,
+                            e.to_string()
+                        );
+                        act.end(reason, ctx);
+                    }
+                }),
+        );
     }
 
     /// The end-of-call sequence; runs once whatever triggers it.
@@ -334,10 +336,13 @@ impl CallActor {
             return;
         }
         self.phase = CallPhase::Ending;
-        let reason = match (reason, &self.transferred_to) {
-            _ if self.apologising => EndReason::UpstreamFailed,
-            (EndReason::TwilioStopped | EndReason::SocketLost, Some(_)) => EndReason::Transferred,
-            _ => reason,
+        let reason = match (self.apologising, reason, &self.transferred_to) {
+            // Twilio stopping the stream for the apology is still that failure.
+            (Some(apology_reason), _, _) => apology_reason,
+            (None, EndReason::TwilioStopped | EndReason::SocketLost, Some(_)) => {
+                EndReason::Transferred
+            }
+            (None, reason, _) => reason,
         };
         if !matches!(reason, EndReason::TwilioStopped | EndReason::SocketLost) {
             self.twilio.do_send(ToTwilio::Close);
@@ -485,7 +490,7 @@ impl Actor for CallActor {
                     e.to_string()
                 );
                 // The caller may already hear a pre-opened greeting: say sorry, do not just cut.
-                act.apologise_and_end(ctx);
+                act.apologise_and_end(EndReason::SetupFailed, ctx);
             }
         }));
         // A socket actor that died without telling us (it stopped while
