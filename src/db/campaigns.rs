@@ -473,29 +473,19 @@ pub async fn recover_stale(
         .bind::<Double, _>(claim_timeout_seconds)
         .load(&mut *conn)
         .await?;
-        let uncertain: Vec<Recovered> = diesel::sql_query(
-            "UPDATE campaign_targets SET status = 'uncertain', ended_at = now(),
-                 error = 'no CallSid recorded within the dial timeout: the call may have been placed'
-             WHERE id IN (SELECT id FROM campaign_targets
-                          WHERE status = 'dialing' AND dial_started_at < now() - make_interval(secs => $1)
-                          FOR UPDATE SKIP LOCKED)
-               AND status = 'dialing'
-             RETURNING id, campaign_id, to_number, instance_id",
+        let uncertain = mark_uncertain(
+            &mut *conn,
+            "dialing",
+            "no CallSid recorded within the dial timeout: the call may have been placed",
+            dial_timeout_seconds,
         )
-        .bind::<Double, _>(dial_timeout_seconds)
-        .load(&mut *conn)
         .await?;
-        let abandoned: Vec<Recovered> = diesel::sql_query(
-            "UPDATE campaign_targets SET status = 'uncertain', ended_at = now(),
-                 error = 'no outcome received for the placed call'
-             WHERE id IN (SELECT id FROM campaign_targets
-                          WHERE status = 'calling' AND dial_started_at < now() - make_interval(secs => $1)
-                          FOR UPDATE SKIP LOCKED)
-               AND status = 'calling'
-             RETURNING id, campaign_id, to_number, instance_id",
+        let abandoned = mark_uncertain(
+            &mut *conn,
+            "calling",
+            "no outcome received for the placed call",
+            max_call_seconds,
         )
-        .bind::<Double, _>(max_call_seconds)
-        .load(&mut *conn)
         .await?;
         let placeholders: Vec<String> = put_back
             .iter()
@@ -517,6 +507,29 @@ pub async fn recover_stale(
             abandoned,
         })
     })
+    .await
+}
+
+/// Marks targets stuck in `status` for longer than `seconds` (since their dial
+/// began) as `uncertain`: the call may have been placed, so it is never re-dialled.
+async fn mark_uncertain(
+    conn: &mut AsyncPgConnection,
+    status: &str,
+    error: &str,
+    seconds: f64,
+) -> Result<Vec<Recovered>, diesel::result::Error> {
+    diesel::sql_query(
+        "UPDATE campaign_targets SET status = 'uncertain', ended_at = now(), error = $2
+         WHERE id IN (SELECT id FROM campaign_targets
+                      WHERE status = $1 AND dial_started_at < now() - make_interval(secs => $3)
+                      FOR UPDATE SKIP LOCKED)
+           AND status = $1
+         RETURNING id, campaign_id, to_number, instance_id",
+    )
+    .bind::<Text, _>(status)
+    .bind::<Text, _>(error)
+    .bind::<Double, _>(seconds)
+    .load(conn)
     .await
 }
 

@@ -14,20 +14,10 @@ async fn a_second_socket_for_a_live_call_replaces_the_first_without_a_second_age
     // Arrange: a call on its first socket.
     let world = CallWorld::start().await;
     let (call_sid, params) = world.answer().await;
-    let params: Vec<(&str, &str)> = params
-        .iter()
-        .map(|(k, v)| (k.as_str(), v.as_str()))
-        .collect();
     let mut first = RawStream::connect(&world.app.address).await;
     first.start(&call_sid, &params).await;
     first.media(25).await;
-    assert!(
-        world
-            .standins
-            .realtime
-            .wait_for_sessions(1, Duration::from_secs(5))
-            .await
-    );
+    world.wait_for_agent().await;
     // Act: Twilio opens a second socket for the same call.
     let mut second = RawStream::connect(&world.app.address).await;
     second.start(&call_sid, &params).await;

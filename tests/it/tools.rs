@@ -17,13 +17,7 @@ async fn live_call(world: &CallWorld) -> CallerSession {
         after_audio: Duration::from_millis(300),
     };
     let session = CallerSession::start(caller).await.unwrap();
-    assert!(
-        world
-            .standins
-            .realtime
-            .wait_for_sessions(1, Duration::from_secs(5))
-            .await
-    );
+    world.wait_for_agent().await;
     assert!(
         session
             .wait_until(Duration::from_secs(5), |r| r.media_received > 0)
@@ -168,13 +162,7 @@ async fn end_call_lets_the_last_words_play_then_closes_the_stream() {
     caller.end = CallEnd::Manual;
     let session = CallerSession::start(caller).await.unwrap();
     let call_sid = session.call_sid().to_owned();
-    assert!(
-        world
-            .standins
-            .realtime
-            .wait_for_sessions(1, Duration::from_secs(5))
-            .await
-    );
+    world.wait_for_agent().await;
     world
         .standins
         .realtime

@@ -153,6 +153,17 @@ impl CallWorld {
         (call_sid, stream)
     }
 
+    /// Asserts the agent's Realtime session opens within five seconds.
+    pub async fn wait_for_agent(&self) {
+        assert!(
+            self.standins
+                .realtime
+                .wait_for_sessions(1, Duration::from_secs(5))
+                .await,
+            "no Realtime session opened"
+        );
+    }
+
     fn db(&self) -> &TestDb {
         self.app.db.as_ref().expect("database")
     }

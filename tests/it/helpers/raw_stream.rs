@@ -57,7 +57,11 @@ impl RawStream {
     }
 
     /// Sends `connected` and `start` with custom parameters.
-    pub async fn start(&mut self, call_sid: &str, params: &[(&str, &str)]) {
+    pub async fn start<K: AsRef<str>, V: AsRef<str>>(&mut self, call_sid: &str, params: &[(K, V)]) {
+        let params: Vec<(&str, &str)> = params
+            .iter()
+            .map(|(k, v)| (k.as_ref(), v.as_ref()))
+            .collect();
         let mut buf = String::new();
         twilio::write_connected(&mut buf);
         self.send(buf.clone()).await;
@@ -68,7 +72,7 @@ impl RawStream {
             &sid,
             call_sid,
             "AC00000000000000000000000000000000",
-            params,
+            &params,
         );
         self.send(buf).await;
     }
