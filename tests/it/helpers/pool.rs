@@ -115,6 +115,19 @@ impl Instance {
         self.logs().join("\n")
     }
 
+    /// Lines containing `needle`, once there are at least `want` of them or
+    /// five seconds passed: the child's last lines may still be in its pipe.
+    pub async fn count_lines(&self, needle: &str, want: usize) -> usize {
+        let deadline = Instant::now() + Duration::from_secs(5);
+        loop {
+            let n = self.logs().iter().filter(|l| l.contains(needle)).count();
+            if n >= want || Instant::now() > deadline {
+                return n;
+            }
+            actix_web::rt::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+
     /// Waits for a log line matching `pred`.
     pub async fn wait_for_log(
         &self,
