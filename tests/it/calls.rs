@@ -165,9 +165,12 @@ async fn barge_in_clears_at_once_and_truncates_at_what_was_heard() {
         .filter(|m| !m.by_clear && m.at_us <= clear_at)
         .count() as u64;
     let heard = truncates[0].audio_end_ms;
-    // One acknowledgement may still be on its way when the engine decides.
+    // Acknowledgements sent while the speech event and the clear were in flight
+    // reach the engine too late to count: a few chunks (here up to 100 ms) of
+    // slack, never more than was played, always whole 20 ms chunks.
+    let played_ms = played_marks * 20;
     assert!(
-        heard == played_marks * 20 || heard + 20 == played_marks * 20,
+        heard % 20 == 0 && heard <= played_ms && played_ms - heard <= 100,
         "audio_end_ms {heard} vs {played_marks} marks played"
     );
     assert!(
