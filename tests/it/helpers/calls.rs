@@ -153,15 +153,19 @@ impl CallWorld {
         (call_sid, stream)
     }
 
-    /// Asserts the agent's Realtime session opens within five seconds.
+    /// Asserts the agent hears the caller within five seconds: a Realtime
+    /// session has received caller audio. A session alone is not enough: the
+    /// one pre-opened by the webhook exists before any socket attaches, and
+    /// audio reaches it only once the call's actor adopted it and the socket
+    /// is live (its held frames are forwarded then).
     pub async fn wait_for_agent(&self) {
-        assert!(
-            self.standins
-                .realtime
-                .wait_for_sessions(1, Duration::from_secs(5))
-                .await,
-            "no Realtime session opened"
-        );
+        let realtime = &self.standins.realtime;
+        let heard = callvisor::standins::wait_until(Duration::from_secs(5), || {
+            let opened = usize::try_from(realtime.sessions_opened()).unwrap_or(usize::MAX);
+            (0..opened).any(|i| realtime.with_session(i, |s| s.appends > 0) == Some(true))
+        })
+        .await;
+        assert!(heard, "no Realtime session heard the caller");
     }
 
     fn db(&self) -> &TestDb {
