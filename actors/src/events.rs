@@ -26,6 +26,9 @@ pub const SHUTDOWN_COMPLETE: &str = "SHUTDOWN_COMPLETE";
 pub const CALL_STARTED: &str = "CALL_STARTED";
 /// A call's record is written.
 pub const CALL_ENDED: &str = "CALL_ENDED";
+/// A call nobody heart-beat any more (its instance died, Twilio's final status
+/// never came) was finished from what the database holds.
+pub const CALL_HEARTBEAT_LOST: &str = "CALL_HEARTBEAT_LOST";
 /// The voice webhook refused a call (unknown number, unsubscribed, over limit, bad signature).
 pub const CALL_REJECTED: &str = "CALL_REJECTED";
 /// A call's plan could not be loaded; the call ends.

@@ -38,6 +38,9 @@ use tools::DbTools;
 /// [`call_logs::LIVE_CALL_STALE_SECONDS`]).
 const HEARTBEAT_INTERVAL: Duration = Duration::from_secs(20);
 
+/// Calls without heartbeat finished per round at most (the rest next round).
+const HEARTBEAT_LOST_BATCH: i64 = 100;
+
 /// The running call system of one instance.
 pub struct CallSystem {
     /// Live calls of this instance.
@@ -194,7 +197,8 @@ impl CallSystem {
 }
 
 /// Renews the heartbeat of this instance's live calls, so that per-tenant
-/// limits count them on every instance (and stop counting them if this one dies).
+/// limits count them on every instance (and stop counting them if this one
+/// dies); then finishes the calls whose instance did die (any instance may).
 async fn heartbeats(pool: AsyncPool, supervisor: Addr<CallSupervisor>, instance_id: String) {
     loop {
         actix_rt::time::sleep(HEARTBEAT_INTERVAL).await;
@@ -202,13 +206,24 @@ async fn heartbeats(pool: AsyncPool, supervisor: Addr<CallSupervisor>, instance_
             continue;
         };
         let sids: Vec<String> = calls.iter().map(|c| c.call_sid.to_string()).collect();
-        match pool.get().await {
-            Ok(mut conn) => {
-                if let Err(e) = call_logs::heartbeat(&mut conn, &instance_id, &sids).await {
+        let result = match pool.get().await {
+            Ok(mut conn) => match call_logs::heartbeat(&mut conn, &instance_id, &sids).await {
+                Ok(_) => call_logs::finish_heartbeat_lost(&mut conn, HEARTBEAT_LOST_BATCH).await,
+                Err(e) => Err(e),
+            },
+            Err(e) => Err(crate::db::DbError::Pool(e.to_string())),
+        };
+        match result {
+            Ok(lost) => {
+                for call in lost {
                     log::warn!(
-                        "{} task=heartbeat error={:?}",
-                        events::DB_UNAVAILABLE,
-                        e.to_string()
+                        "{} call_sid={} tenant={} instance={} last_heartbeat={}",
+                        events::CALL_HEARTBEAT_LOST,
+                        call.call_sid,
+                        call.tenant_id
+                            .map_or_else(|| "-".to_owned(), |t| t.to_string()),
+                        call.instance_id.as_deref().unwrap_or("-"),
+                        call.heartbeat_at.to_rfc3339()
                     );
                 }
             }

@@ -181,6 +181,69 @@ pub async fn finish(conn: &mut AsyncPgConnection, f: Finish<'_>) -> Result<bool,
     .map_err(DbError::from)
 }
 
+/// A call finished by [`finish_heartbeat_lost`].
+#[derive(Debug, Clone, QueryableByName)]
+pub struct HeartbeatLost {
+    /// Twilio's CallSid.
+    #[diesel(sql_type = Text)]
+    pub call_sid: String,
+    /// The tenant.
+    #[diesel(sql_type = Nullable<SqlUuid>)]
+    pub tenant_id: Option<Uuid>,
+    /// The instance that carried it last.
+    #[diesel(sql_type = Nullable<Text>)]
+    pub instance_id: Option<String>,
+    /// Its last heartbeat: the latest moment it was known to be live.
+    #[diesel(sql_type = Timestamptz)]
+    pub heartbeat_at: DateTime<Utc>,
+}
+
+/// Finishes up to `limit` calls nobody heart-beats any more: their instance
+/// died (or a stream never attached) and Twilio's final status callback never
+/// came, so nothing else would ever end them. Each ends at its last heartbeat
+/// with `end_reason` `heartbeat_lost`, its transcript rebuilt from the stored
+/// segments and its summary queued, like any call. The rows are locked for the
+/// sweep (`SKIP LOCKED`), so instances sweeping at once finish each call once;
+/// a status callback arriving later still corrects status and duration.
+pub async fn finish_heartbeat_lost(
+    conn: &mut AsyncPgConnection,
+    limit: i64,
+) -> Result<Vec<HeartbeatLost>, DbError> {
+    conn.transaction::<_, DbError, _>(async move |conn| {
+        let lost: Vec<HeartbeatLost> = diesel::sql_query(
+            "SELECT call_sid, user_id AS tenant_id, instance_id, heartbeat_at FROM call_logs
+             WHERE ended_at IS NULL AND heartbeat_at < now() - make_interval(secs => $1)
+             ORDER BY heartbeat_at
+             LIMIT $2
+             FOR UPDATE SKIP LOCKED",
+        )
+        .bind::<BigInt, _>(LIVE_CALL_STALE_SECONDS)
+        .bind::<BigInt, _>(limit)
+        .load(&mut *conn)
+        .await?;
+        for call in &lost {
+            finish(
+                &mut *conn,
+                Finish {
+                    call_sid: &call.call_sid,
+                    ended_at: call.heartbeat_at,
+                    status: None,
+                    duration_seconds: None,
+                    end_reason: Some(HEARTBEAT_LOST),
+                    transferred_to: None,
+                    summary_after_seconds: Some(0),
+                },
+            )
+            .await?;
+        }
+        Ok(lost)
+    })
+    .await
+}
+
+/// `end_reason` of a call finished by [`finish_heartbeat_lost`].
+pub const HEARTBEAT_LOST: &str = "heartbeat_lost";
+
 /// Renews the heartbeat of calls live on this instance.
 pub async fn heartbeat(
     conn: &mut AsyncPgConnection,

@@ -1,12 +1,17 @@
 //! A call survives what networks do: Twilio re-opening the media socket on a
 //! hand-over, and an unreachable agent (the caller hears an apology, never
-//! silence).
+//! silence); and a call whose instance died is still finished.
 
 use std::time::Duration;
 
 use callvisor::standins::{CallEnd, CallerSession, CloseReason};
 
+use callvisor::db::call_logs;
+use diesel::connection::SimpleConnection;
+
 use crate::helpers::calls::CallWorld;
+use crate::helpers::db::TestDb;
+use crate::helpers::pool::{count, pairs};
 use crate::helpers::raw_stream::{Ending, RawStream};
 
 #[actix_web::test]
@@ -103,4 +108,96 @@ async fn an_unreachable_agent_means_an_apology_through_twilio_and_a_clean_end() 
         .await;
     assert_eq!(row.end_reason.as_deref(), Some("upstream_failed"));
     world.stop().await;
+}
+
+#[actix_web::test]
+async fn a_call_whose_instance_died_is_finished_once_from_what_was_stored() {
+    // Arrange: three calls of one tenant. `lost` was last heart-beaten 200 s
+    // ago by an instance that died, after two segments were stored; `live` is
+    // heart-beaten now; `done` ended normally long ago.
+    let db = TestDb::migrated();
+    let mut sync = db.connect();
+    sync.batch_execute(
+        "INSERT INTO profiles (id, phone_number, is_subscribed)
+             VALUES ('6f1b3c1e-0000-4000-8000-000000000001', '+15550600001', true);
+         INSERT INTO call_logs (call_sid, user_id, direction, channel, status, instance_id,
+                                started_at, heartbeat_at) VALUES
+           ('CA000000000000000000000000000lost', '6f1b3c1e-0000-4000-8000-000000000001',
+            'inbound', 'pstn', 'in-progress', 'dead-instance',
+            now() - interval '300 seconds', now() - interval '200 seconds'),
+           ('CA000000000000000000000000000live', '6f1b3c1e-0000-4000-8000-000000000001',
+            'inbound', 'pstn', 'in-progress', 'live-instance', now() - interval '300 seconds', now());
+         INSERT INTO call_logs (call_sid, user_id, direction, channel, status, instance_id,
+                                started_at, heartbeat_at, ended_at, duration_seconds, end_reason) VALUES
+           ('CA000000000000000000000000000done', '6f1b3c1e-0000-4000-8000-000000000001',
+            'inbound', 'pstn', 'completed', 'dead-instance', now() - interval '900 seconds',
+            now() - interval '850 seconds', now() - interval '840 seconds', 60, 'twilio_stop');
+         INSERT INTO transcript_segments (call_sid, seq, role, text, spoken_at) VALUES
+           ('CA000000000000000000000000000lost', 1, 'assistant', 'Hello, how can I help?', now() - interval '290 seconds'),
+           ('CA000000000000000000000000000lost', 0, 'user', 'Hi', now() - interval '295 seconds');",
+    )
+    .unwrap();
+    let pool = callvisor::db::build_async_pool(&db.url, 2, Duration::from_secs(5)).unwrap();
+    let (mut a, mut b) = (pool.get().await.unwrap(), pool.get().await.unwrap());
+
+    // Act: two instances sweep at the same moment.
+    let (first, second) = tokio::join!(
+        call_logs::finish_heartbeat_lost(&mut a, 100),
+        call_logs::finish_heartbeat_lost(&mut b, 100)
+    );
+
+    // Assert: the dead instance's call was finished exactly once, nothing else.
+    let finished: Vec<String> = first
+        .unwrap()
+        .into_iter()
+        .chain(second.unwrap())
+        .map(|c| c.call_sid)
+        .collect();
+    assert_eq!(finished, ["CA000000000000000000000000000lost"]);
+    let rows = pairs(
+        &mut sync,
+        "SELECT call_sid AS a,
+                concat_ws('|', status, end_reason, duration_seconds, ended_at = heartbeat_at) AS b
+         FROM call_logs ORDER BY call_sid",
+    );
+    assert_eq!(
+        rows,
+        [
+            (
+                "CA000000000000000000000000000done",
+                "completed|twilio_stop|60|f"
+            ),
+            ("CA000000000000000000000000000live", "in-progress"),
+            (
+                "CA000000000000000000000000000lost",
+                "completed|heartbeat_lost|100|t"
+            ),
+        ]
+        .map(|(a, b)| (a.to_owned(), b.to_owned()))
+    );
+    // Its transcript is what was stored, in order; its summary is queued.
+    let transcript = pairs(
+        &mut sync,
+        "SELECT e->>'role' AS a, e->>'text' AS b
+         FROM call_logs, jsonb_array_elements(transcript) WITH ORDINALITY AS t(e, i)
+         WHERE call_sid = 'CA000000000000000000000000000lost' ORDER BY i",
+    );
+    assert_eq!(
+        transcript,
+        [("user", "Hi"), ("assistant", "Hello, how can I help?")]
+            .map(|(a, b)| (a.to_owned(), b.to_owned()))
+    );
+    assert_eq!(
+        count(
+            &mut sync,
+            "SELECT count(*) AS n FROM outbox
+             WHERE dedupe_key = 'call_summary:CA000000000000000000000000000lost'"
+        ),
+        1
+    );
+    // A later sweep finds nothing more.
+    assert!(call_logs::finish_heartbeat_lost(&mut a, 100)
+        .await
+        .unwrap()
+        .is_empty());
 }
