@@ -21,6 +21,9 @@ use callvisor_actors::ids::E164;
 use crate::db::campaigns::{self as store, Outcome, OUTCOMES};
 use crate::db::DbError;
 
+/// The status callback URL's query parameter naming a campaign call's target.
+pub const TARGET_PARAMETER: &str = "target";
+
 /// An entry of a submitted list that was not accepted.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct Rejected {
@@ -69,21 +72,22 @@ pub fn check_numbers(inputs: &[serde_json::Value]) -> CheckedList {
     list
 }
 
-/// Records a campaign call's final status (from `POST /twilio/status`):
-/// target outcome, pool number released with the call's usage, call record
-/// finished, campaign completed when nothing is left. Statuses that are not
-/// final, CallSids that are no campaign call and retried callbacks change
-/// nothing (`Ok(None)`).
+/// Records a campaign call's final status (from `POST /twilio/status`, whose
+/// URL names the `target`): target outcome, pool number released with the
+/// call's usage, call record finished, campaign completed when nothing is
+/// left. Statuses that are not final, CallSids that are no campaign call and
+/// retried callbacks change nothing (`Ok(None)`).
 pub async fn record_outcome(
     conn: &mut AsyncPgConnection,
     call_sid: &str,
+    target: Option<Uuid>,
     status: &str,
     duration_seconds: Option<i32>,
 ) -> Result<Option<Outcome>, DbError> {
     if !OUTCOMES.contains(&status) {
         return Ok(None);
     }
-    let outcome = store::record_outcome(conn, call_sid, status, duration_seconds).await?;
+    let outcome = store::record_outcome(conn, call_sid, target, status, duration_seconds).await?;
     if let Some(o) = &outcome {
         log::info!(
             "{} call_sid={call_sid} campaign={} target={} status={status} duration_s={} to={} number={}",

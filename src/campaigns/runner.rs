@@ -339,11 +339,18 @@ impl Running {
         }
 
         let url = format!("{}?campaign={}", self.voice_url, target.campaign_id);
+        // Naming the target lets a status that overtakes the REST answer find it.
+        let status_callback = format!(
+            "{}?{}={}",
+            self.status_callback,
+            super::TARGET_PARAMETER,
+            target.id
+        );
         let call = NewCall {
             to: &target.to_number,
             from: &from,
             url: &url,
-            status_callback: &self.status_callback,
+            status_callback: &status_callback,
             timeout_seconds: self.settings.ring_timeout_seconds,
         };
         match self.twilio.create_call(&call).await {
@@ -366,9 +373,7 @@ impl Running {
         loop {
             attempt += 1;
             let recorded = match self.db.get().await {
-                Ok(mut conn) => {
-                    store::mark_calling(&mut conn, target.id, call_sid, &self.instance_id).await
-                }
+                Ok(mut conn) => store::mark_calling(&mut conn, target.id, call_sid).await,
                 Err(e) => Err(crate::db::DbError::Pool(e.to_string())),
             };
             match recorded {

@@ -12,7 +12,9 @@
 //!   only if the target is still claimed by this instance.
 //! - **calling**: the CallSid Twilio returned; the placeholder row becomes
 //!   the call's real row.
-//! - **outcome**: Twilio's final status from the status callback.
+//! - **outcome**: Twilio's final status from the status callback, whose URL
+//!   names the target, so a status that overtakes the REST answer (a number
+//!   busy at once) goes from `dialing` straight to its outcome.
 //!
 //! Recovery after a crash: a target left `claimed` had no request sent, so it
 //! goes back to `pending`; a target left `dialing` may have been called (the
@@ -308,10 +310,10 @@ pub async fn mark_calling(
     conn: &mut AsyncPgConnection,
     target: Uuid,
     call_sid: &str,
-    instance_id: &str,
 ) -> Result<bool, DbError> {
-    let (call_sid, instance_id) = (call_sid.to_owned(), instance_id.to_owned());
+    let call_sid = call_sid.to_owned();
     conn.transaction::<_, DbError, _>(async move |conn| {
+        // Not when the call's final status came first (its outcome is recorded).
         let n = diesel::sql_query(
             "UPDATE campaign_targets SET status = 'calling', call_sid = $2, ended_at = NULL, error = NULL
              WHERE id = $1 AND status IN ('dialing', 'uncertain')",
@@ -323,29 +325,40 @@ pub async fn mark_calling(
         if n == 0 {
             return Ok(false);
         }
-        diesel::sql_query(
-            "WITH gone AS (DELETE FROM call_logs WHERE call_sid = $1 RETURNING started_at)
-             INSERT INTO call_logs
-                 (call_sid, user_id, caller_number, recipient_number, direction, channel, status,
-                  number_used, instance_id, heartbeat_at, started_at)
-             SELECT $2, c.user_id, t.from_number, t.to_number, 'outbound', 'pstn', 'queued',
-                    t.from_number, $4, now(), COALESCE((SELECT started_at FROM gone), now())
-             FROM campaign_targets t JOIN campaigns c ON c.id = t.campaign_id
-             WHERE t.id = $3
-             ON CONFLICT (call_sid) DO UPDATE SET
-                 number_used = COALESCE(call_logs.number_used, EXCLUDED.number_used),
-                 caller_number = COALESCE(call_logs.caller_number, EXCLUDED.caller_number),
-                 user_id = COALESCE(call_logs.user_id, EXCLUDED.user_id)",
-        )
-        .bind::<Text, _>(placeholder_sid(target))
-        .bind::<Text, _>(&call_sid)
-        .bind::<SqlUuid, _>(target)
-        .bind::<Text, _>(&instance_id)
-        .execute(&mut *conn)
-        .await?;
+        adopt_placeholder(conn, target, &call_sid).await?;
         Ok(true)
     })
     .await
+}
+
+/// Turns a target's placeholder `call_logs` row into the row of its call
+/// `call_sid` (keeping when the call was admitted); a no-op when that row
+/// already exists.
+async fn adopt_placeholder(
+    conn: &mut AsyncPgConnection,
+    target: Uuid,
+    call_sid: &str,
+) -> Result<(), DbError> {
+    diesel::sql_query(
+        "WITH gone AS (DELETE FROM call_logs WHERE call_sid = $1 RETURNING started_at)
+         INSERT INTO call_logs
+             (call_sid, user_id, caller_number, recipient_number, direction, channel, status,
+              number_used, instance_id, heartbeat_at, started_at)
+         SELECT $2, c.user_id, t.from_number, t.to_number, 'outbound', 'pstn', 'queued',
+                t.from_number, t.instance_id, now(), COALESCE((SELECT started_at FROM gone), now())
+         FROM campaign_targets t JOIN campaigns c ON c.id = t.campaign_id
+         WHERE t.id = $3
+         ON CONFLICT (call_sid) DO UPDATE SET
+             number_used = COALESCE(call_logs.number_used, EXCLUDED.number_used),
+             caller_number = COALESCE(call_logs.caller_number, EXCLUDED.caller_number),
+             user_id = COALESCE(call_logs.user_id, EXCLUDED.user_id)",
+    )
+    .bind::<Text, _>(placeholder_sid(target))
+    .bind::<Text, _>(call_sid)
+    .bind::<SqlUuid, _>(target)
+    .execute(conn)
+    .await?;
+    Ok(())
 }
 
 async fn drop_placeholder(conn: &mut AsyncPgConnection, target: Uuid) -> Result<(), DbError> {
@@ -569,33 +582,63 @@ pub struct Outcome {
     pub status: String,
 }
 
+#[derive(QueryableByName)]
+struct Matched {
+    #[diesel(sql_type = SqlUuid)]
+    id: Uuid,
+    /// The CallSid was not recorded yet: the status came before the runner
+    /// stored what Twilio's REST answer said.
+    #[diesel(sql_type = diesel::sql_types::Bool)]
+    early: bool,
+}
+
 /// Records a campaign call's final status: the target's outcome, its pool
 /// number released (with the call's usage), the call's record finished, and
-/// the campaign completed when nothing is left open. `None` when `call_sid`
+/// the campaign completed when nothing is left open. `target` is the target
+/// named in the status callback's URL: with it, a status that arrives before
+/// the runner recorded the CallSid (a call busy at once, the REST answer
+/// slower than the callback) still finds its target. `None` when `call_sid`
 /// is no campaign call or its outcome is already recorded (retried callback).
 pub async fn record_outcome(
     conn: &mut AsyncPgConnection,
     call_sid: &str,
+    target: Option<Uuid>,
     status: &str,
     duration_seconds: Option<i32>,
 ) -> Result<Option<Outcome>, DbError> {
     let (call_sid, status) = (call_sid.to_owned(), status.to_owned());
     conn.transaction::<_, DbError, _>(async move |conn| {
-        let outcome: Option<Outcome> = diesel::sql_query(
-            "UPDATE campaign_targets SET status = $2, duration_seconds = $3, ended_at = now(),
-                 error = NULL
-             WHERE call_sid = $1 AND status IN ('calling', 'uncertain')
-             RETURNING id AS target_id, campaign_id, to_number, from_number, status",
+        // The row lock orders this against the runner's `mark_calling`.
+        let matched: Option<Matched> = diesel::sql_query(
+            "SELECT id, call_sid IS NULL AS early FROM campaign_targets
+             WHERE (call_sid = $1 AND status IN ('calling', 'uncertain'))
+                OR (id = $2 AND call_sid IS NULL AND status IN ('dialing', 'uncertain'))
+             LIMIT 1
+             FOR UPDATE",
         )
         .bind::<Text, _>(&call_sid)
-        .bind::<Text, _>(&status)
-        .bind::<Nullable<Integer>, _>(duration_seconds)
+        .bind::<Nullable<SqlUuid>, _>(target)
         .get_result(&mut *conn)
         .await
         .optional()?;
-        let Some(outcome) = outcome else {
+        let Some(matched) = matched else {
             return Ok(None);
         };
+        if matched.early {
+            adopt_placeholder(conn, matched.id, &call_sid).await?;
+        }
+        let outcome: Outcome = diesel::sql_query(
+            "UPDATE campaign_targets SET status = $2, duration_seconds = $3, ended_at = now(),
+                 error = NULL, call_sid = $4
+             WHERE id = $1
+             RETURNING id AS target_id, campaign_id, to_number, from_number, status",
+        )
+        .bind::<SqlUuid, _>(matched.id)
+        .bind::<Text, _>(&status)
+        .bind::<Nullable<Integer>, _>(duration_seconds)
+        .bind::<Text, _>(&call_sid)
+        .get_result(&mut *conn)
+        .await?;
         let seconds = i64::from(duration_seconds.unwrap_or(0).max(0));
         numbers::release(&mut *conn, &holder_for(outcome.target_id), Some(seconds)).await?;
         call_logs::finish(

@@ -27,6 +27,7 @@ const SUMMARY_GRACE_SECONDS: i64 = 15;
 pub async fn status(
     req: HttpRequest,
     form: web::Form<Vec<(String, String)>>,
+    query: web::Query<std::collections::HashMap<String, String>>,
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, ApiError> {
     let params = form.into_inner();
@@ -46,6 +47,16 @@ pub async fn status(
     let duration = get("CallDuration")
         .and_then(|d| d.parse::<i32>().ok())
         .filter(|d| *d >= 0);
+    // Campaign calls' callback URLs name their target (signed with the URL).
+    let target = match query.get(campaigns::TARGET_PARAMETER) {
+        None => None,
+        Some(raw) => Some(uuid::Uuid::parse_str(raw).map_err(|_| {
+            ApiError::BadRequest(format!(
+                "{}={raw:?} is not a campaign target id",
+                campaigns::TARGET_PARAMETER
+            ))
+        })?),
+    };
 
     // Live here: end it the normal way (flush, record) as well.
     let _ = state
@@ -81,7 +92,8 @@ pub async fn status(
     .await
     .map_err(|e| ApiError::Unavailable(e.to_string()))?;
     // Outbound campaign calls: their outcome, and the pool number back (both idempotent).
-    if let Err(e) = campaigns::record_outcome(&mut conn, call_sid.as_str(), status, duration).await
+    if let Err(e) =
+        campaigns::record_outcome(&mut conn, call_sid.as_str(), target, status, duration).await
     {
         log::warn!(
             "{} call_sid={call_sid} task=record_outcome error={:?}",

@@ -113,6 +113,8 @@ pub struct CallRecord {
     pub direction: String,
     /// Creation time, RFC 2822.
     pub date_created: String,
+    /// `StatusCallback` of a call created through the API (where the carrier reports its end).
+    pub status_callback: Option<String>,
 }
 
 #[derive(Debug)]
@@ -124,6 +126,8 @@ struct State {
     numbers: Vec<NumberRecord>,
     fail_remaining: u32,
     fail_status: u16,
+    /// How long each answer waits after the request took effect.
+    answer_delay: std::time::Duration,
 }
 
 /// A running Twilio REST stand-in; stops when dropped.
@@ -186,6 +190,7 @@ impl TwilioRest {
             gone: Vec::new(),
             numbers,
             fail_remaining: 0,
+            answer_delay: std::time::Duration::ZERO,
             fail_status: 503,
         }));
         let data = web::Data::from(Arc::clone(&state));
@@ -275,6 +280,7 @@ impl TwilioRest {
             status: "in-progress".to_owned(),
             direction: "inbound".to_owned(),
             date_created: now_rfc2822(),
+            status_callback: None,
         };
         lock(&self.state).calls.insert(call_sid.to_owned(), record);
     }
@@ -285,6 +291,13 @@ impl TwilioRest {
         let mut state = lock(&self.state);
         state.fail_remaining = n;
         state.fail_status = status;
+    }
+
+    /// Makes every later answer wait `delay` after its request took effect, as
+    /// a slow network does: a call exists (and may end) before its creator
+    /// hears its CallSid.
+    pub fn delay_answers(&self, delay: std::time::Duration) {
+        lock(&self.state).answer_delay = delay;
     }
 
     /// Stops the server and waits for it.
@@ -331,23 +344,28 @@ async fn handle(
     } else {
         parse_form(&String::from_utf8_lossy(&body))
     };
-    let mut state = lock(&state);
-    let (status, value) = route(
-        &req,
-        &path,
-        &query,
-        &params,
-        form_content || body.is_empty(),
-        &mut state,
-    );
-    state.requests.push(TwilioRequest {
-        method: req.method().as_str().to_owned(),
-        path,
-        query,
-        params,
-        status: status.as_u16(),
-    });
-    drop(state);
+    let (status, value, delay) = {
+        let mut state = lock(&state);
+        let (status, value) = route(
+            &req,
+            &path,
+            &query,
+            &params,
+            form_content || body.is_empty(),
+            &mut state,
+        );
+        state.requests.push(TwilioRequest {
+            method: req.method().as_str().to_owned(),
+            path,
+            query,
+            params,
+            status: status.as_u16(),
+        });
+        (status, value, state.answer_delay)
+    };
+    if !delay.is_zero() {
+        actix_web::rt::time::sleep(delay).await;
+    }
     if status == StatusCode::NO_CONTENT {
         HttpResponse::NoContent().finish()
     } else {
@@ -515,6 +533,9 @@ fn create_call(params: &[(String, String)], state: &mut State) -> (StatusCode, V
         status: "queued".to_owned(),
         direction: "outbound-api".to_owned(),
         date_created: now_rfc2822(),
+        status_callback: form_value(params, "StatusCallback")
+            .filter(|v| !v.is_empty())
+            .map(str::to_owned),
     };
     let value = call_json(&call, &state.config.account_sid);
     state.calls.insert(call.sid.clone(), call);
@@ -571,6 +592,7 @@ fn update_call(
             status: "in-progress".to_owned(),
             direction: "inbound".to_owned(),
             date_created: now_rfc2822(),
+            status_callback: None,
         });
     let finished = call.status == "completed" || call.status == "canceled";
     if redirect && finished {

@@ -11,7 +11,9 @@ use callvisor::standins::TwilioRest;
 use serde_json::{json, Value};
 
 use crate::helpers::db::TestDb;
-use crate::helpers::pool::{call_ended, count, pairs, shared_numbers, tenant, twilio, Instance};
+use crate::helpers::pool::{
+    call_ended, count, pairs, shared_numbers, tenant, twilio, Instance, PUBLIC_URL,
+};
 
 /// Twilio outcomes handed out in turn.
 const OUTCOMES: [&str; 4] = ["completed", "busy", "no-answer", "completed"];
@@ -19,7 +21,8 @@ const OUTCOMES: [&str; 4] = ["completed", "busy", "no-answer", "completed"];
 /// The carrier's side of the campaign: which calls exist and which ended.
 #[derive(Default)]
 struct Carrier {
-    /// CallSid → To, for every call the service created.
+    /// CallSid → where its status goes (`StatusCallback`'s path and query),
+    /// for every call the service created.
     created: HashMap<String, String>,
     /// Calls ended so far (status callback sent).
     ended: HashSet<String>,
@@ -35,7 +38,12 @@ impl Carrier {
         for call in stand_in.calls() {
             if call.direction == "outbound-api" && !self.created.contains_key(&call.sid) {
                 *self.per_number.entry(call.to.clone()).or_default() += 1;
-                self.created.insert(call.sid.clone(), call.to.clone());
+                let callback = call.status_callback.clone().expect("a StatusCallback");
+                let path = callback
+                    .strip_prefix(PUBLIC_URL)
+                    .expect("a StatusCallback under PUBLIC_URL")
+                    .to_owned();
+                self.created.insert(call.sid.clone(), path);
             }
         }
         self.max_live = self.max_live.max(self.live().len());
@@ -53,7 +61,7 @@ impl Carrier {
     }
 
     /// Ends up to `n` live calls through `address`'s status callback.
-    async fn end_some(&mut self, address: &str, database_url: &str, n: usize) {
+    async fn end_some(&mut self, address: &str, n: usize) {
         for sid in self.live().into_iter().take(n) {
             let k = self.ended.len();
             let outcome = OUTCOMES[k % OUTCOMES.len()];
@@ -62,7 +70,7 @@ impl Carrier {
             } else {
                 0
             };
-            call_ended(address, database_url, &sid, outcome, seconds).await;
+            call_ended(address, &self.created[&sid], &sid, outcome, seconds).await;
             self.ended.insert(sid);
         }
     }
@@ -123,7 +131,7 @@ async fn thirty_calls_over_a_pool_of_five_keep_five_at_once_and_record_every_out
         assert!(carrier.live().len() <= 5, "more calls than pool numbers");
         // Let the pool fill up before calls end (the last ones end as they come).
         if carrier.live().len() == 5 || carrier.created.len() == 30 {
-            carrier.end_some(&instance.address, &db.url, 2).await;
+            carrier.end_some(&instance.address, 2).await;
         }
         actix_web::rt::time::sleep(Duration::from_millis(30)).await;
     }
@@ -148,10 +156,10 @@ async fn thirty_calls_over_a_pool_of_five_keep_five_at_once_and_record_every_out
             get("Url"),
             Some(format!("http://127.0.0.1/twilio/voice?campaign={id}").as_str())
         );
-        assert_eq!(
-            get("StatusCallback"),
-            Some("http://127.0.0.1/twilio/status")
-        );
+        let target = get("StatusCallback")
+            .and_then(|c| c.strip_prefix("http://127.0.0.1/twilio/status?target="))
+            .and_then(|t| uuid::Uuid::parse_str(t).ok());
+        assert!(target.is_some(), "{:?}", get("StatusCallback"));
         let events: Vec<&str> = params
             .iter()
             .filter(|(k, _)| k == "StatusCallbackEvent")
@@ -260,7 +268,7 @@ async fn a_campaign_survives_its_instance_being_killed_without_calling_anyone_tw
         assert!(Instant::now() < deadline, "stuck:\n{}", first.dump());
         carrier.observe(&stand_in);
         if carrier.live().len() == 5 && carrier.created.len() < 10 {
-            carrier.end_some(&first.address, &db.url, 5).await;
+            carrier.end_some(&first.address, 5).await;
         }
         actix_web::rt::time::sleep(Duration::from_millis(20)).await;
     }
@@ -288,7 +296,7 @@ async fn a_campaign_survives_its_instance_being_killed_without_calling_anyone_tw
             "stuck (at kill: {at_kill:?}):\n{}",
             second.dump()
         );
-        carrier.end_some(&second.address, &db.url, 2).await;
+        carrier.end_some(&second.address, 2).await;
         actix_web::rt::time::sleep(Duration::from_millis(30)).await;
     }
 
@@ -363,5 +371,69 @@ async fn admission_claims_one_target_at_a_time_within_the_campaigns_concurrency(
     assert_eq!(
         count(&mut sync, "SELECT count(*) AS n FROM call_logs WHERE call_sid LIKE 'pending-%' AND direction = 'outbound'"),
         2
+    );
+}
+
+#[actix_web::test]
+async fn a_status_that_overtakes_the_rest_answer_still_records_the_outcome() {
+    // Arrange: Twilio's REST answers late, so the call exists (and ends) before
+    // the runner hears its CallSid.
+    let db = TestDb::migrated();
+    let mut conn = db.connect();
+    shared_numbers(&mut conn, 0, 1);
+    let tenant_id = tenant(&mut conn, "+15550920001", "standard", 10, None);
+    let stand_in = twilio(&[]);
+    stand_in.delay_answers(Duration::from_millis(1500));
+    let instance = Instance::start(&db.url, &stand_in.base_url(), &[]).await;
+    let (status, created) = instance
+        .admin()
+        .post(
+            "/admin/campaigns",
+            &json!({ "tenant_id": tenant_id, "numbers": ["+15550920100"] }),
+        )
+        .await;
+    assert_eq!(status, 201, "{created}");
+    let id = created["id"].as_str().unwrap().to_owned();
+    let mut carrier = Carrier::default();
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while carrier.created.is_empty() {
+        assert!(Instant::now() < deadline, "no call:\n{}", instance.dump());
+        carrier.observe(&stand_in);
+        actix_web::rt::time::sleep(Duration::from_millis(10)).await;
+    }
+
+    // Act: the call ends at once (the carrier's first outcome, `completed`);
+    // its status arrives while the REST answer is still on its way.
+    carrier.end_some(&instance.address, 1).await;
+    let sid = carrier.ended.iter().next().unwrap().clone();
+    assert_eq!(
+        instance.count_lines("CAMPAIGN_CALL_PLACED", 1).await,
+        1,
+        "the REST answer arrived:\n{}",
+        instance.dump()
+    );
+
+    // Assert: the outcome stands (the late answer did not reopen the target),
+    // the call's record is the real CallSid's, ended, and the number is back.
+    let target = pairs(
+        &mut conn,
+        &format!("SELECT status AS a, COALESCE(call_sid, '-') AS b FROM campaign_targets WHERE campaign_id = '{id}'"),
+    );
+    assert_eq!(target, [("completed".to_owned(), sid.clone())]);
+    let calls = pairs(
+        &mut conn,
+        "SELECT call_sid AS a, status || ' ' || (ended_at IS NOT NULL)::text AS b FROM call_logs",
+    );
+    assert_eq!(calls, [(sid, "completed true".to_owned())]);
+    assert_eq!(
+        count(
+            &mut conn,
+            "SELECT count(*) AS n FROM phone_numbers WHERE status = 'available' AND total_calls = 1"
+        ),
+        1
+    );
+    assert_eq!(
+        campaign(&instance.address, &id).await["status"],
+        "completed"
     );
 }

@@ -357,7 +357,7 @@ async fn a_tenants_limit_holds_with_its_calls_on_two_instances_inbound_and_outbo
     );
 
     // Act: one inbound call ends (its status callback lands on B).
-    call_ended(&b.address, &db.url, &first, "completed", 42).await;
+    call_ended(&b.address, "/twilio/status", &first, "completed", 42).await;
 
     // Assert: exactly one outbound call goes out, then no more.
     assert!(

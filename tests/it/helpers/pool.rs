@@ -279,20 +279,13 @@ pub async fn inbound_call(address: &str, to: &str) -> (String, String) {
     (call_sid, twiml)
 }
 
-/// Twilio's final status callback for a call, as Twilio posts it, then the
-/// campaign outcome hook (`campaigns::record_outcome`; idempotent, so the
-/// second recording is harmless once `/twilio/status` calls it itself).
-pub async fn call_ended(
-    address: &str,
-    database_url: &str,
-    call_sid: &str,
-    status: &str,
-    seconds: i32,
-) {
+/// Twilio's final status callback for a call, posted to `callback` (the path
+/// and query the call's `StatusCallback` named, as Twilio posts it there).
+pub async fn call_ended(address: &str, callback: &str, call_sid: &str, status: &str, seconds: i32) {
     let duration = seconds.to_string();
     let (code, body) = twilio_webhook(
         address,
-        "/twilio/status",
+        callback,
         &[
             ("AccountSid", ACCOUNT_SID),
             ("CallSid", call_sid),
@@ -302,11 +295,6 @@ pub async fn call_ended(
     )
     .await;
     assert!(code < 300, "status callback: {code} {body}");
-    let pool = callvisor::db::build_async_pool(database_url, 1, Duration::from_secs(5)).unwrap();
-    let mut conn = pool.get().await.unwrap();
-    callvisor::campaigns::record_outcome(&mut conn, call_sid, status, Some(seconds))
-        .await
-        .unwrap();
 }
 
 /// Creates a tenant; returns its id.
