@@ -10,7 +10,7 @@ pub mod summaries;
 pub mod tools;
 
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use actix::prelude::*;
 use tokio::sync::Notify;
@@ -148,8 +148,9 @@ impl CallSystem {
         }
         {
             let (supervisor, instance_id) = (supervisor.clone(), instance_id.to_owned());
+            let summary_after = settings.features.summaries.then_some(0);
             background.spawn_fn(move || {
-                actix_rt::spawn(heartbeats(pool, supervisor, instance_id));
+                actix_rt::spawn(heartbeats(pool, supervisor, instance_id, summary_after));
             });
         }
 
@@ -199,21 +200,50 @@ impl CallSystem {
 /// Renews the heartbeat of this instance's live calls, so that per-tenant
 /// limits count them on every instance (and stop counting them if this one
 /// dies); then finishes the calls whose instance did die (any instance may).
-async fn heartbeats(pool: AsyncPool, supervisor: Addr<CallSupervisor>, instance_id: String) {
+///
+/// The sweep runs only once this instance has renewed its own heartbeats
+/// without a failure for [`call_logs::LIVE_CALL_STALE_SECONDS`]: after a
+/// database outage every instance needs a round to catch up, and a call whose
+/// owner simply has not caught up yet must not be taken for a dead one.
+async fn heartbeats(
+    pool: AsyncPool,
+    supervisor: Addr<CallSupervisor>,
+    instance_id: String,
+    summary_after_seconds: Option<i64>,
+) {
+    let settled = Duration::from_secs(call_logs::LIVE_CALL_STALE_SECONDS.unsigned_abs());
+    let mut healthy_since: Option<Instant> = None;
     loop {
         actix_rt::time::sleep(HEARTBEAT_INTERVAL).await;
         let Ok(calls) = supervisor.send(ListCalls).await else {
+            healthy_since = None;
             continue;
         };
         let sids: Vec<String> = calls.iter().map(|c| c.call_sid.to_string()).collect();
-        let result = match pool.get().await {
-            Ok(mut conn) => match call_logs::heartbeat(&mut conn, &instance_id, &sids).await {
-                Ok(_) => call_logs::finish_heartbeat_lost(&mut conn, HEARTBEAT_LOST_BATCH).await,
-                Err(e) => Err(e),
-            },
-            Err(e) => Err(crate::db::DbError::Pool(e.to_string())),
+        let mut conn = match pool.get().await {
+            Ok(conn) => conn,
+            Err(e) => {
+                healthy_since = None;
+                heartbeat_failed(&e.to_string());
+                continue;
+            }
         };
-        match result {
+        if let Err(e) = call_logs::heartbeat(&mut conn, &instance_id, &sids).await {
+            healthy_since = None;
+            heartbeat_failed(&e.to_string());
+            continue;
+        }
+        let since = *healthy_since.get_or_insert_with(Instant::now);
+        if since.elapsed() < settled {
+            continue;
+        }
+        match call_logs::finish_heartbeat_lost(
+            &mut conn,
+            HEARTBEAT_LOST_BATCH,
+            summary_after_seconds,
+        )
+        .await
+        {
             Ok(lost) => {
                 for call in lost {
                     log::warn!(
@@ -227,11 +257,11 @@ async fn heartbeats(pool: AsyncPool, supervisor: Addr<CallSupervisor>, instance_
                     );
                 }
             }
-            Err(e) => log::warn!(
-                "{} task=heartbeat error={:?}",
-                events::DB_UNAVAILABLE,
-                e.to_string()
-            ),
+            Err(e) => heartbeat_failed(&e.to_string()),
         }
     }
+}
+
+fn heartbeat_failed(error: &str) {
+    log::warn!("{} task=heartbeat error={error:?}", events::DB_UNAVAILABLE);
 }

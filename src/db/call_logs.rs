@@ -15,6 +15,12 @@ use super::DbError;
 /// (its instance died); instances renew their calls' heartbeats well within it.
 pub const LIVE_CALL_STALE_SECONDS: i64 = 90;
 
+/// A call whose heartbeat is older than this is finished by any instance
+/// ([`finish_heartbeat_lost`]). Far longer than [`LIVE_CALL_STALE_SECONDS`]:
+/// finishing cannot be undone, so a database outage that delayed a live
+/// call's heartbeats must not look like a dead instance.
+pub const HEARTBEAT_LOST_SECONDS: i64 = 300;
+
 /// A new call, as the voice webhook knows it.
 #[derive(Debug, Clone)]
 pub struct NewCall<'a> {
@@ -198,26 +204,31 @@ pub struct HeartbeatLost {
     pub heartbeat_at: DateTime<Utc>,
 }
 
-/// Finishes up to `limit` calls nobody heart-beats any more: their instance
-/// died (or a stream never attached) and Twilio's final status callback never
-/// came, so nothing else would ever end them. Each ends at its last heartbeat
-/// with `end_reason` `heartbeat_lost`, its transcript rebuilt from the stored
-/// segments and its summary queued, like any call. The rows are locked for the
-/// sweep (`SKIP LOCKED`), so instances sweeping at once finish each call once;
-/// a status callback arriving later still corrects status and duration.
+/// Finishes up to `limit` calls nobody has heart-beaten for
+/// [`HEARTBEAT_LOST_SECONDS`]: their instance died (or a stream never
+/// attached) and Twilio's final status callback never came, so nothing else
+/// would ever end them. Each ends at its last heartbeat with `end_reason`
+/// `heartbeat_lost`, its transcript rebuilt from the stored segments and, when
+/// `summary_after_seconds` is given, its summary queued, like any call.
+/// Campaign placeholders (`pending-…`) are not calls: campaign recovery owns
+/// them. The rows are locked for the sweep (`SKIP LOCKED`), so instances
+/// sweeping at once finish each call once; a status callback arriving later
+/// still corrects status and duration.
 pub async fn finish_heartbeat_lost(
     conn: &mut AsyncPgConnection,
     limit: i64,
+    summary_after_seconds: Option<i64>,
 ) -> Result<Vec<HeartbeatLost>, DbError> {
     conn.transaction::<_, DbError, _>(async move |conn| {
         let lost: Vec<HeartbeatLost> = diesel::sql_query(
             "SELECT call_sid, user_id AS tenant_id, instance_id, heartbeat_at FROM call_logs
              WHERE ended_at IS NULL AND heartbeat_at < now() - make_interval(secs => $1)
+               AND call_sid NOT LIKE 'pending-%'
              ORDER BY heartbeat_at
              LIMIT $2
              FOR UPDATE SKIP LOCKED",
         )
-        .bind::<BigInt, _>(LIVE_CALL_STALE_SECONDS)
+        .bind::<BigInt, _>(HEARTBEAT_LOST_SECONDS)
         .bind::<BigInt, _>(limit)
         .load(&mut *conn)
         .await?;
@@ -231,7 +242,7 @@ pub async fn finish_heartbeat_lost(
                     duration_seconds: None,
                     end_reason: Some(HEARTBEAT_LOST),
                     transferred_to: None,
-                    summary_after_seconds: Some(0),
+                    summary_after_seconds,
                 },
             )
             .await?;

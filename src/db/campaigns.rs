@@ -608,14 +608,18 @@ pub async fn record_outcome(
 ) -> Result<Option<Outcome>, DbError> {
     let (call_sid, status) = (call_sid.to_owned(), status.to_owned());
     conn.transaction::<_, DbError, _>(async move |conn| {
-        // The row lock orders this against the runner's `mark_calling`.
-        let matched: Option<Matched> = diesel::sql_query(
-            "SELECT id, call_sid IS NULL AS early FROM campaign_targets
-             WHERE (call_sid = $1 AND status IN ('calling', 'uncertain'))
-                OR (id = $2 AND call_sid IS NULL AND status IN ('dialing', 'uncertain'))
-             LIMIT 1
-             FOR UPDATE",
-        )
+        // The target the URL names (the CallSid, when recorded, must be this
+        // call's), else the CallSid alone. The row lock orders this against
+        // the runner's `mark_calling`; whichever waits re-checks the row.
+        let which = if target.is_some() {
+            "id = $2 AND ((call_sid = $1 AND status IN ('calling', 'uncertain'))
+                          OR (call_sid IS NULL AND status IN ('dialing', 'uncertain')))"
+        } else {
+            "call_sid = $1 AND status IN ('calling', 'uncertain') AND $2::uuid IS NULL"
+        };
+        let matched: Option<Matched> = diesel::sql_query(format!(
+            "SELECT id, call_sid IS NULL AS early FROM campaign_targets WHERE {which} FOR UPDATE"
+        ))
         .bind::<Text, _>(&call_sid)
         .bind::<Nullable<SqlUuid>, _>(target)
         .get_result(&mut *conn)

@@ -48,15 +48,18 @@ pub async fn status(
         .and_then(|d| d.parse::<i32>().ok())
         .filter(|d| *d >= 0);
     // Campaign calls' callback URLs name their target (signed with the URL).
-    let target = match query.get(campaigns::TARGET_PARAMETER) {
-        None => None,
-        Some(raw) => Some(uuid::Uuid::parse_str(raw).map_err(|_| {
-            ApiError::BadRequest(format!(
-                "{}={raw:?} is not a campaign target id",
+    // One that does not parse is not ours to refuse: the call is still finished.
+    let target = query.get(campaigns::TARGET_PARAMETER).and_then(|raw| {
+        let parsed = uuid::Uuid::parse_str(raw).ok();
+        if parsed.is_none() {
+            log::warn!(
+                "{} call_sid={call_sid} task=status_target error=\"{}={raw:?} is not a target id\"",
+                events::CAMPAIGN_RUNNER_FAILED,
                 campaigns::TARGET_PARAMETER
-            ))
-        })?),
-    };
+            );
+        }
+        parsed
+    });
 
     // Live here: end it the normal way (flush, record) as well.
     let _ = state

@@ -23,6 +23,14 @@ async fn a_second_socket_for_a_live_call_replaces_the_first_without_a_second_age
     first.start(&call_sid, &params).await;
     first.media(25).await;
     world.wait_for_agent().await;
+    let realtime = &world.standins.realtime;
+    assert!(
+        callvisor::standins::wait_until(Duration::from_secs(5), || {
+            realtime.with_session(0, |s| s.appends) == Some(25)
+        })
+        .await,
+        "the first socket's audio reaches the agent"
+    );
     // Act: Twilio opens a second socket for the same call.
     let mut second = RawStream::connect(&world.app.address).await;
     second.start(&call_sid, &params).await;
@@ -46,8 +54,8 @@ async fn a_second_socket_for_a_live_call_replaces_the_first_without_a_second_age
     );
     let agent = world.standins.realtime.sessions().pop().unwrap();
     assert!(
-        agent.appends >= 25,
-        "the new socket's audio reaches the agent: {}",
+        agent.appends >= 50,
+        "the new socket's audio reaches the agent: {} appends, 25 before it",
         agent.appends
     );
     let row = world.call_row(&call_sid).unwrap();
@@ -112,29 +120,33 @@ async fn an_unreachable_agent_means_an_apology_through_twilio_and_a_clean_end() 
 
 #[actix_web::test]
 async fn a_call_whose_instance_died_is_finished_once_from_what_was_stored() {
-    // Arrange: three calls of one tenant. `lost` was last heart-beaten 200 s
-    // ago by an instance that died, after two segments were stored; `live` is
-    // heart-beaten now; `done` ended normally long ago.
+    // Arrange: calls of one tenant. `lost` was last heart-beaten 400 s ago by
+    // an instance that died, after two segments were stored; `slow` missed its
+    // heartbeats for two minutes (a database outage: no longer counted as
+    // live, but not to be finished); `live` is heart-beaten now; `done` ended
+    // long ago; a campaign placeholder is not a call.
     let db = TestDb::migrated();
     let mut sync = db.connect();
     sync.batch_execute(
         "INSERT INTO profiles (id, phone_number, is_subscribed)
              VALUES ('6f1b3c1e-0000-4000-8000-000000000001', '+15550600001', true);
          INSERT INTO call_logs (call_sid, user_id, direction, channel, status, instance_id,
-                                started_at, heartbeat_at) VALUES
-           ('CA000000000000000000000000000lost', '6f1b3c1e-0000-4000-8000-000000000001',
-            'inbound', 'pstn', 'in-progress', 'dead-instance',
-            now() - interval '300 seconds', now() - interval '200 seconds'),
-           ('CA000000000000000000000000000live', '6f1b3c1e-0000-4000-8000-000000000001',
-            'inbound', 'pstn', 'in-progress', 'live-instance', now() - interval '300 seconds', now());
+                                started_at, heartbeat_at)
+         SELECT sid, '6f1b3c1e-0000-4000-8000-000000000001', 'inbound', 'pstn', 'in-progress',
+                instance, now() - interval '600 seconds', now() - make_interval(secs => silent)
+         FROM (VALUES ('CA000000000000000000000000000lost', 'dead-instance', 400),
+                      ('CA000000000000000000000000000slow', 'slow-instance', 120),
+                      ('CA000000000000000000000000000live', 'live-instance', 0),
+                      ('pending-00000000000000000000000000000001', 'dead-instance', 400))
+              AS c(sid, instance, silent);
          INSERT INTO call_logs (call_sid, user_id, direction, channel, status, instance_id,
                                 started_at, heartbeat_at, ended_at, duration_seconds, end_reason) VALUES
            ('CA000000000000000000000000000done', '6f1b3c1e-0000-4000-8000-000000000001',
             'inbound', 'pstn', 'completed', 'dead-instance', now() - interval '900 seconds',
             now() - interval '850 seconds', now() - interval '840 seconds', 60, 'twilio_stop');
          INSERT INTO transcript_segments (call_sid, seq, role, text, spoken_at) VALUES
-           ('CA000000000000000000000000000lost', 1, 'assistant', 'Hello, how can I help?', now() - interval '290 seconds'),
-           ('CA000000000000000000000000000lost', 0, 'user', 'Hi', now() - interval '295 seconds');",
+           ('CA000000000000000000000000000lost', 1, 'assistant', 'Hello, how can I help?', now() - interval '590 seconds'),
+           ('CA000000000000000000000000000lost', 0, 'user', 'Hi', now() - interval '595 seconds');",
     )
     .unwrap();
     let pool = callvisor::db::build_async_pool(&db.url, 2, Duration::from_secs(5)).unwrap();
@@ -142,8 +154,8 @@ async fn a_call_whose_instance_died_is_finished_once_from_what_was_stored() {
 
     // Act: two instances sweep at the same moment.
     let (first, second) = tokio::join!(
-        call_logs::finish_heartbeat_lost(&mut a, 100),
-        call_logs::finish_heartbeat_lost(&mut b, 100)
+        call_logs::finish_heartbeat_lost(&mut a, 100, Some(0)),
+        call_logs::finish_heartbeat_lost(&mut b, 100, Some(0))
     );
 
     // Assert: the dead instance's call was finished exactly once, nothing else.
@@ -170,8 +182,10 @@ async fn a_call_whose_instance_died_is_finished_once_from_what_was_stored() {
             ("CA000000000000000000000000000live", "in-progress"),
             (
                 "CA000000000000000000000000000lost",
-                "completed|heartbeat_lost|100|t"
+                "completed|heartbeat_lost|200|t"
             ),
+            ("CA000000000000000000000000000slow", "in-progress"),
+            ("pending-00000000000000000000000000000001", "in-progress"),
         ]
         .map(|(a, b)| (a.to_owned(), b.to_owned()))
     );
@@ -196,7 +210,7 @@ async fn a_call_whose_instance_died_is_finished_once_from_what_was_stored() {
         1
     );
     // A later sweep finds nothing more.
-    assert!(call_logs::finish_heartbeat_lost(&mut a, 100)
+    assert!(call_logs::finish_heartbeat_lost(&mut a, 100, Some(0))
         .await
         .unwrap()
         .is_empty());

@@ -383,7 +383,7 @@ async fn a_status_that_overtakes_the_rest_answer_still_records_the_outcome() {
     shared_numbers(&mut conn, 0, 1);
     let tenant_id = tenant(&mut conn, "+15550920001", "standard", 10, None);
     let stand_in = twilio(&[]);
-    stand_in.delay_answers(Duration::from_millis(1500));
+    stand_in.delay_answers(Duration::from_secs(3));
     let instance = Instance::start(&db.url, &stand_in.base_url(), &[]).await;
     let (status, created) = instance
         .admin()
@@ -406,6 +406,18 @@ async fn a_status_that_overtakes_the_rest_answer_still_records_the_outcome() {
     // its status arrives while the REST answer is still on its way.
     carrier.end_some(&instance.address, 1).await;
     let sid = carrier.ended.iter().next().unwrap().clone();
+    let target = format!(
+        "SELECT status AS a, COALESCE(call_sid, '-') AS b FROM campaign_targets WHERE campaign_id = '{id}'"
+    );
+    assert!(
+        !instance.dump().contains("CAMPAIGN_CALL_PLACED"),
+        "the REST answer came before the status: the race was not exercised"
+    );
+    assert_eq!(
+        pairs(&mut conn, &target),
+        [("completed".to_owned(), sid.clone())],
+        "recorded before the REST answer"
+    );
     assert_eq!(
         instance.count_lines("CAMPAIGN_CALL_PLACED", 1).await,
         1,
@@ -415,11 +427,10 @@ async fn a_status_that_overtakes_the_rest_answer_still_records_the_outcome() {
 
     // Assert: the outcome stands (the late answer did not reopen the target),
     // the call's record is the real CallSid's, ended, and the number is back.
-    let target = pairs(
-        &mut conn,
-        &format!("SELECT status AS a, COALESCE(call_sid, '-') AS b FROM campaign_targets WHERE campaign_id = '{id}'"),
+    assert_eq!(
+        pairs(&mut conn, &target),
+        [("completed".to_owned(), sid.clone())]
     );
-    assert_eq!(target, [("completed".to_owned(), sid.clone())]);
     let calls = pairs(
         &mut conn,
         "SELECT call_sid AS a, status || ' ' || (ended_at IS NOT NULL)::text AS b FROM call_logs",
