@@ -697,6 +697,84 @@ async fn cancel_pending(
     .await?)
 }
 
+/// What [`retry_uncertain`] came to.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Retry {
+    /// The target is `pending` again (the campaign running again if it had completed).
+    Queued,
+    /// No such target in that campaign.
+    NotFound,
+    /// The target is not `uncertain` (its status is given).
+    NotUncertain(String),
+    /// The campaign was canceled.
+    CampaignCanceled,
+}
+
+#[derive(QueryableByName)]
+struct TargetState {
+    #[diesel(sql_type = Text)]
+    status: String,
+    #[diesel(sql_type = Text)]
+    campaign_status: String,
+}
+
+/// An operator's decision to dial an `uncertain` target again (the engine
+/// never does on its own: the first request may have placed a call). The
+/// target goes back to `pending` with its old CallSid kept in `error`; a
+/// completed campaign runs again for it. One transaction, the rows locked.
+pub async fn retry_uncertain(
+    conn: &mut AsyncPgConnection,
+    campaign: Uuid,
+    target: Uuid,
+    actor: &str,
+) -> Result<Retry, DbError> {
+    let actor = actor.to_owned();
+    conn.transaction::<_, DbError, _>(async move |conn| {
+        let state: Option<TargetState> = diesel::sql_query(
+            "SELECT t.status, c.status AS campaign_status
+             FROM campaign_targets t JOIN campaigns c ON c.id = t.campaign_id
+             WHERE t.id = $1 AND t.campaign_id = $2
+             FOR UPDATE",
+        )
+        .bind::<SqlUuid, _>(target)
+        .bind::<SqlUuid, _>(campaign)
+        .get_result(&mut *conn)
+        .await
+        .optional()?;
+        let Some(state) = state else {
+            return Ok(Retry::NotFound);
+        };
+        if state.status != "uncertain" {
+            return Ok(Retry::NotUncertain(state.status));
+        }
+        if state.campaign_status == "canceled" {
+            return Ok(Retry::CampaignCanceled);
+        }
+        diesel::sql_query(
+            "UPDATE campaign_targets SET
+                 status = 'pending', instance_id = NULL, from_number = NULL, call_sid = NULL,
+                 claimed_at = NULL, dial_started_at = NULL, ended_at = NULL, duration_seconds = NULL,
+                 next_attempt_at = now(),
+                 error = 'retried by ' || $2 || ' after: ' || COALESCE(error, 'uncertain')
+                         || COALESCE(' (CallSid ' || call_sid || ')', '')
+             WHERE id = $1",
+        )
+        .bind::<SqlUuid, _>(target)
+        .bind::<Text, _>(&actor)
+        .execute(&mut *conn)
+        .await?;
+        diesel::sql_query(
+            "UPDATE campaigns SET status = 'running', finished_at = NULL
+             WHERE id = $1 AND status = 'completed'",
+        )
+        .bind::<SqlUuid, _>(campaign)
+        .execute(&mut *conn)
+        .await?;
+        Ok(Retry::Queued)
+    })
+    .await
+}
+
 /// Cancels a running campaign: targets not yet under way are canceled, calls
 /// under way finish normally. False when it was not running.
 pub async fn cancel(conn: &mut AsyncPgConnection, campaign: Uuid) -> Result<bool, DbError> {
@@ -748,6 +826,9 @@ pub struct CampaignRow {
 /// One target as the admin API shows it.
 #[derive(Debug, Clone, QueryableByName, Serialize)]
 pub struct TargetRow {
+    /// The target (for `…/targets/{id}/retry`).
+    #[diesel(sql_type = SqlUuid)]
+    pub id: Uuid,
     /// Order in the list.
     #[diesel(sql_type = Integer)]
     pub position: i32,
@@ -819,8 +900,8 @@ pub async fn targets(
     campaign: Uuid,
 ) -> Result<Vec<TargetRow>, DbError> {
     Ok(diesel::sql_query(
-        "SELECT position, to_number, status, attempts, from_number, call_sid, duration_seconds,
-                error, ended_at
+        "SELECT id, position, to_number, status, attempts, from_number, call_sid,
+                duration_seconds, error, ended_at
          FROM campaign_targets WHERE campaign_id = $1 ORDER BY position",
     )
     .bind::<SqlUuid, _>(campaign)

@@ -448,3 +448,98 @@ async fn a_status_that_overtakes_the_rest_answer_still_records_the_outcome() {
         "completed"
     );
 }
+
+#[actix_web::test]
+async fn an_uncertain_target_is_dialled_again_only_when_an_operator_says_so() {
+    // Arrange: Twilio answers the first call request with a 500, so whether a
+    // call was placed is unknown: the target becomes `uncertain`.
+    let db = TestDb::migrated();
+    let mut conn = db.connect();
+    shared_numbers(&mut conn, 0, 2);
+    let tenant_id = tenant(&mut conn, "+15550930001", "standard", 10, None);
+    let stand_in = twilio(&[]);
+    stand_in.fail_next(1, 500);
+    let instance = Instance::start(&db.url, &stand_in.base_url(), &[]).await;
+    let admin = instance.admin();
+    let (status, created) = admin
+        .post(
+            "/admin/campaigns",
+            &json!({ "tenant_id": tenant_id, "numbers": ["+15550930100"] }),
+        )
+        .await;
+    assert_eq!(status, 201, "{created}");
+    let id = created["id"].as_str().unwrap().to_owned();
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let body = loop {
+        let body = campaign(&instance.address, &id).await;
+        if body["status"] == "completed" {
+            break body;
+        }
+        assert!(Instant::now() < deadline, "{body}\n{}", instance.dump());
+        actix_web::rt::time::sleep(Duration::from_millis(50)).await;
+    };
+    assert_eq!(body["targets"][0]["status"], "uncertain", "{body}");
+    let target = body["targets"][0]["id"].as_str().unwrap().to_owned();
+    // Not on its own: a second later, still the one (failed) request.
+    actix_web::rt::time::sleep(Duration::from_secs(1)).await;
+    assert_eq!(stand_in.calls_created().len(), 1);
+
+    // Act: an unknown target, then the operator's retry.
+    let (status, body) = admin
+        .post(
+            &format!(
+                "/admin/campaigns/{id}/targets/{}/retry",
+                uuid::Uuid::new_v4()
+            ),
+            &json!({}),
+        )
+        .await;
+    assert_eq!(
+        (status, body["error"].as_str()),
+        (404, Some("target_not_found"))
+    );
+    let (status, body) = admin
+        .post(
+            &format!("/admin/campaigns/{id}/targets/{target}/retry"),
+            &json!({}),
+        )
+        .await;
+
+    // Assert: pending again, the campaign running again, and the call placed.
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["status"], "running", "{body}");
+    let mut carrier = Carrier::default();
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while carrier.created.is_empty() {
+        assert!(
+            Instant::now() < deadline,
+            "not re-dialled:\n{}",
+            instance.dump()
+        );
+        carrier.observe(&stand_in);
+        actix_web::rt::time::sleep(Duration::from_millis(20)).await;
+    }
+    carrier.end_some(&instance.address, 1).await;
+    let body = campaign(&instance.address, &id).await;
+    assert_eq!(body["status"], "completed", "{body}");
+    assert_eq!(body["targets"][0]["status"], "completed", "{body}");
+    assert_eq!(carrier.per_number["+15550930100"], 1);
+    assert_eq!(
+        count(
+            &mut conn,
+            &format!("SELECT count(*) AS n FROM audit_log WHERE action = 'campaign.target.retry' AND target = '{target}'")
+        ),
+        1
+    );
+    // Only uncertain targets: a completed one is refused.
+    let (status, body) = admin
+        .post(
+            &format!("/admin/campaigns/{id}/targets/{target}/retry"),
+            &json!({}),
+        )
+        .await;
+    assert_eq!(
+        (status, body["error"].as_str()),
+        (409, Some("target_not_uncertain"))
+    );
+}

@@ -1,7 +1,7 @@
 //! `/admin/campaigns`: start an outbound campaign (a tenant and a list of
 //! numbers; every entry is accepted or reported, none silently dropped), read
-//! its progress, list, cancel. The campaign runners of all instances place
-//! the calls (see `crate::campaigns`).
+//! its progress, list, cancel, and dial an `uncertain` target again. The
+//! campaign runners of all instances place the calls (see `crate::campaigns`).
 
 use std::collections::{BTreeMap, HashMap};
 
@@ -266,4 +266,63 @@ pub async fn cancel(
     let targets = store::targets(&mut conn, id).await?;
     let campaign = store::find(&mut conn, id, None).await?.unwrap_or(campaign);
     Ok(HttpResponse::Ok().json(campaign_json(&campaign, &targets, false)))
+}
+
+/// `POST /admin/campaigns/{id}/targets/{target}/retry[?tenant=]`: dials an
+/// `uncertain` target again. The engine never does on its own (the first
+/// request may have placed a call); this is the operator's decision, audited.
+pub async fn retry_target(
+    state: web::Data<AppState>,
+    operator: Operator,
+    path: web::Path<(String, String)>,
+    query: web::Query<HashMap<String, String>>,
+) -> Result<HttpResponse, AdminError> {
+    let (raw_campaign, raw_target) = path.into_inner();
+    let (campaign, _) = scoped_campaign(&state, &raw_campaign, &query).await?;
+    let target = parse_uuid(&raw_target, "invalid_target_id", "target id")?;
+    let id: Uuid = campaign.id;
+    let mut conn = connection(&state).await?;
+    let actor = operator.0.clone();
+    conn.transaction::<_, AdminError, _>(async move |conn| {
+        match store::retry_uncertain(conn, id, target, &actor).await? {
+            store::Retry::Queued => {}
+            store::Retry::NotFound => {
+                return Err(AdminError::not_found(
+                    "target_not_found",
+                    format!("no target {target} in campaign {id}"),
+                ))
+            }
+            store::Retry::NotUncertain(status) => {
+                return Err(AdminError::conflict(
+                    "target_not_uncertain",
+                    format!("target {target} is {status}; only uncertain targets are retried"),
+                ))
+            }
+            store::Retry::CampaignCanceled => {
+                return Err(AdminError::conflict(
+                    "campaign_canceled",
+                    format!("campaign {id} was canceled"),
+                ))
+            }
+        }
+        audit::record(
+            conn,
+            &actor,
+            "campaign.target.retry",
+            Some(&target.to_string()),
+            json!({ "campaign_id": id }),
+        )
+        .await?;
+        Ok(())
+    })
+    .await?;
+    log_action(
+        &operator,
+        "campaign.target.retry",
+        &target.to_string(),
+        "ok",
+    );
+    let targets = store::targets(&mut conn, id).await?;
+    let campaign = store::find(&mut conn, id, None).await?.unwrap_or(campaign);
+    Ok(HttpResponse::Ok().json(campaign_json(&campaign, &targets, true)))
 }

@@ -87,6 +87,10 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
             .route("/campaigns", web::get().to(campaigns::list))
             .route("/campaigns/{id}", web::get().to(campaigns::show))
             .route("/campaigns/{id}/cancel", web::post().to(campaigns::cancel))
+            .route(
+                "/campaigns/{id}/targets/{target}/retry",
+                web::post().to(campaigns::retry_target),
+            )
             .route("/usage", web::get().to(usage::usage))
             .route("/audit", web::get().to(audit::recent))
             .default_service(web::to(|| async {
