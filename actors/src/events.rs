@@ -107,6 +107,8 @@ pub const RESERVATION_FAILED: &str = "RESERVATION_FAILED";
 pub const SUMMARY_WRITTEN: &str = "SUMMARY_WRITTEN";
 /// A summary could not be made; it is retried.
 pub const SUMMARY_FAILED: &str = "SUMMARY_FAILED";
+/// A summary was given up: its call record is gone, or it failed on every attempt.
+pub const SUMMARY_ABANDONED: &str = "SUMMARY_ABANDONED";
 /// No STREAM_TOKEN_SECRET: a random one is used by this process (development and test only).
 pub const STREAM_SECRET_GENERATED: &str = "STREAM_SECRET_GENERATED";
 

@@ -1,7 +1,8 @@
 //! The summary worker: claims `call_summary` jobs from the outbox (any
 //! instance may; `SKIP LOCKED` keeps them apart), asks the text model, stores
 //! the summary. A failure leaves the call's log intact and the job is retried
-//! with backoff.
+//! with backoff, for about a day at most; a job whose call record is gone is
+//! given up at once (nothing could ever be summarised).
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -19,6 +20,9 @@ const POLL_INTERVAL: Duration = Duration::from_secs(2);
 const CLAIM_BATCH: i64 = 2;
 /// Longest pause between retries of one summary.
 const MAX_RETRY_SECONDS: i64 = 3600;
+/// Attempts before a summary is given up (with the backoff capped at an
+/// hour, about a day of trying).
+const MAX_ATTEMPTS: i32 = 36;
 
 /// The worker's parts.
 pub struct SummaryWorker {
@@ -94,7 +98,11 @@ impl SummaryWorker {
                             .map_err(|e| e.to_string())
                     }
                 }
-                Ok(None) => Err("no call record".to_owned()),
+                Ok(None) => {
+                    self.abandon(&mut conn, job.id, &call_sid, "no call record")
+                        .await?;
+                    continue;
+                }
                 Err(e) => Err(e.to_string()),
             };
             match result {
@@ -106,6 +114,9 @@ impl SummaryWorker {
                         .await
                         .map_err(|e| e.to_string())?;
                     log::info!("{} call_sid={call_sid}", events::SUMMARY_WRITTEN);
+                }
+                Err(error) if job.attempts >= MAX_ATTEMPTS => {
+                    self.abandon(&mut conn, job.id, &call_sid, &error).await?;
                 }
                 Err(error) => {
                     let shift = u32::try_from(job.attempts.clamp(1, 12) - 1).unwrap_or(0);
@@ -122,5 +133,21 @@ impl SummaryWorker {
             }
         }
         Ok(())
+    }
+
+    async fn abandon(
+        &self,
+        conn: &mut diesel_async::AsyncPgConnection,
+        job: i64,
+        call_sid: &str,
+        error: &str,
+    ) -> Result<(), String> {
+        log::error!(
+            "{} call_sid={call_sid} error={error:?}",
+            events::SUMMARY_ABANDONED
+        );
+        outbox::abandon(conn, job, error)
+            .await
+            .map_err(|e| e.to_string())
     }
 }

@@ -115,3 +115,18 @@ pub async fn fail(
     .await?;
     Ok(())
 }
+
+/// Gives a job up for good: done, with `last_error` saying why (`abandoned: …`),
+/// so that it is neither retried nor mistaken for a success.
+pub async fn abandon(conn: &mut AsyncPgConnection, id: i64, error: &str) -> Result<(), DbError> {
+    diesel::sql_query(
+        "UPDATE outbox SET done_at = now(), locked_by = NULL, locked_until = NULL,
+                           last_error = 'abandoned: ' || $2
+         WHERE id = $1",
+    )
+    .bind::<BigInt, _>(id)
+    .bind::<Text, _>(error)
+    .execute(conn)
+    .await?;
+    Ok(())
+}

@@ -240,3 +240,36 @@ async fn a_dropped_realtime_connection_is_restored_and_the_call_goes_on() {
     assert!(pairs.len() >= 5, "the second half is there too: {pairs:?}");
     world.stop().await;
 }
+
+#[actix_web::test]
+async fn a_summary_whose_call_record_is_gone_is_given_up_not_retried_for_ever() {
+    // Arrange: a summary job for a call that has no record (nothing could
+    // ever be summarised).
+    let world = CallWorld::start().await;
+    let mut conn = world.db().connect();
+    diesel::connection::SimpleConnection::batch_execute(
+        &mut conn,
+        r#"INSERT INTO outbox (kind, dedupe_key, payload) VALUES
+             ('call_summary', 'call_summary:CA000000000000000000000000000gone',
+              '{"call_sid": "CA000000000000000000000000000gone"}')"#,
+    )
+    .unwrap();
+
+    // Act: the summary worker finds it.
+    let query = "SELECT attempts::text AS a,
+                        COALESCE(last_error, '-') || ' done=' || (done_at IS NOT NULL)::text AS b
+                 FROM outbox WHERE dedupe_key = 'call_summary:CA000000000000000000000000000gone'";
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let job = loop {
+        let job = crate::helpers::pool::pairs(&mut conn, query);
+        if job[0].0 != "0" || Instant::now() > deadline {
+            break job;
+        }
+        actix_web::rt::time::sleep(Duration::from_millis(100)).await;
+    };
+
+    // Assert: given up after one attempt, marked as such, nothing asked of the model.
+    assert_eq!(job, [pair("1", "abandoned: no call record done=true")]);
+    assert!(world.standins.openai.requests().is_empty());
+    world.stop().await;
+}

@@ -168,7 +168,7 @@ impl CallWorld {
         assert!(heard, "no Realtime session heard the caller");
     }
 
-    fn db(&self) -> &TestDb {
+    pub fn db(&self) -> &TestDb {
         self.app.db.as_ref().expect("database")
     }
 
