@@ -9,6 +9,7 @@ use diesel::QueryableByName;
 use diesel_async::{AsyncConnection, AsyncPgConnection, RunQueryDsl};
 use uuid::Uuid;
 
+use super::campaigns::NOT_A_PLACEHOLDER;
 use super::DbError;
 
 /// A call whose heartbeat is older than this no longer counts as live
@@ -220,14 +221,14 @@ pub async fn finish_heartbeat_lost(
     summary_after_seconds: Option<i64>,
 ) -> Result<Vec<HeartbeatLost>, DbError> {
     conn.transaction::<_, DbError, _>(async move |conn| {
-        let lost: Vec<HeartbeatLost> = diesel::sql_query(
+        let lost: Vec<HeartbeatLost> = diesel::sql_query(format!(
             "SELECT call_sid, user_id AS tenant_id, instance_id, heartbeat_at FROM call_logs
              WHERE ended_at IS NULL AND heartbeat_at < now() - make_interval(secs => $1)
-               AND call_sid NOT LIKE 'pending-%'
+               AND {NOT_A_PLACEHOLDER}
              ORDER BY heartbeat_at
              LIMIT $2
-             FOR UPDATE SKIP LOCKED",
-        )
+             FOR UPDATE SKIP LOCKED"
+        ))
         .bind::<BigInt, _>(HEARTBEAT_LOST_SECONDS)
         .bind::<BigInt, _>(limit)
         .load(&mut *conn)

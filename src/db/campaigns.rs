@@ -45,9 +45,15 @@ pub fn holder_for(target: Uuid) -> String {
     format!("ct:{}", target.simple())
 }
 
+/// How the placeholder CallSid of a target's call begins.
+pub const PLACEHOLDER_PREFIX: &str = "pending-";
+
+/// SQL: a `call_logs` row that is a call, not a campaign placeholder.
+pub const NOT_A_PLACEHOLDER: &str = "call_sid NOT LIKE 'pending-%'";
+
 /// The placeholder CallSid of a target's call before Twilio gave one.
 pub fn placeholder_sid(target: Uuid) -> String {
-    format!("pending-{}", target.simple())
+    format!("{PLACEHOLDER_PREFIX}{}", target.simple())
 }
 
 #[derive(QueryableByName)]
@@ -956,4 +962,16 @@ pub async fn target_of_call(
         .await
         .optional()?;
     Ok(row.map(|r| r.id))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_sql_filter_and_the_prefix_name_the_same_placeholders() {
+        let sid = placeholder_sid(Uuid::nil());
+        assert!(sid.starts_with(PLACEHOLDER_PREFIX));
+        assert!(NOT_A_PLACEHOLDER.contains(&format!("'{PLACEHOLDER_PREFIX}%'")));
+    }
 }

@@ -10,6 +10,7 @@ use serde::Serialize;
 use uuid::Uuid;
 
 use super::call_logs::LIVE_CALL_STALE_SECONDS;
+use super::campaigns::NOT_A_PLACEHOLDER;
 use super::DbError;
 
 /// One call as the admin API shows it.
@@ -69,7 +70,7 @@ pub async fn live(
     Ok(diesel::sql_query(format!(
         "SELECT {COLUMNS} FROM call_logs
          WHERE ended_at IS NULL AND heartbeat_at > now() - make_interval(secs => $2)
-           AND call_sid NOT LIKE 'pending-%'
+           AND {NOT_A_PLACEHOLDER}
            AND ($1::uuid IS NULL OR user_id = $1)
          ORDER BY started_at, call_sid"
     ))

@@ -15,6 +15,7 @@ use callvisor_actors::ports::EndReason;
 use callvisor_actors::supervisor::messages::{HangUp, ListCalls};
 
 use super::{connection, log_action, tenant_scope, AdminError, Operator};
+use crate::db::campaigns::PLACEHOLDER_PREFIX;
 use crate::db::live_calls::{self, CallRow};
 use crate::db::{audit, tenants};
 use crate::startup::AppState;
@@ -63,7 +64,7 @@ async fn live_call(
     let call = live_calls::find(&mut conn, call_sid.as_str())
         .await?
         // A campaign call still being placed has no Twilio call yet.
-        .filter(|c| !c.call_sid.starts_with("pending-"))
+        .filter(|c| !c.call_sid.starts_with(PLACEHOLDER_PREFIX))
         .filter(|c| tenant.is_none() || c.tenant_id == tenant)
         .ok_or_else(|| AdminError::not_found("call_not_found", format!("no call {call_sid}")))?;
     if call.ended_at.is_some() {
