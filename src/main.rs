@@ -7,5 +7,8 @@ use clap::Parser;
 fn main() -> ExitCode {
     // One TLS crypto provider for the whole process, before any client exists.
     callvisor_actors::tls::install_provider();
-    callvisor::cli::run(callvisor::cli::Cli::parse())
+    let code = callvisor::cli::run(callvisor::cli::Cli::parse());
+    // The last lines (SHUTDOWN_COMPLETE among them) may still be queued.
+    callvisor::logging::flush(std::time::Duration::from_secs(2));
+    code
 }

@@ -20,6 +20,9 @@ pub const MIGRATIONS_APPLIED: &str = "MIGRATIONS_APPLIED";
 pub const SHUTDOWN_STARTED: &str = "SHUTDOWN_STARTED";
 /// Everything is flushed; the process exits.
 pub const SHUTDOWN_COMPLETE: &str = "SHUTDOWN_COMPLETE";
+/// Log lines were dropped because the log reader could not keep up (`count=`):
+/// the service went on rather than wait for it.
+pub const LOG_LINES_DROPPED: &str = "LOG_LINES_DROPPED";
 
 // Calls.
 /// A call's actor started (its stream was accepted).

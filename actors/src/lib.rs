@@ -30,6 +30,7 @@ pub mod pool_ports;
 pub mod ports;
 pub mod protocol;
 pub mod realtime;
+pub mod redact;
 pub mod supervisor;
 pub mod tls;
 pub mod twilio_stream;

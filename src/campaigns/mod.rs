@@ -17,6 +17,7 @@ use uuid::Uuid;
 
 use callvisor_actors::events;
 use callvisor_actors::ids::E164;
+use callvisor_actors::redact::Masked;
 
 use crate::db::campaigns::{self as store, Outcome, OUTCOMES};
 use crate::db::DbError;
@@ -95,7 +96,7 @@ pub async fn record_outcome(
             o.campaign_id,
             o.target_id,
             duration_seconds.map_or_else(|| "-".to_owned(), |d| d.to_string()),
-            o.to_number,
+            Masked(&o.to_number),
             o.from_number.as_deref().unwrap_or("-")
         );
         if let Some(number) = &o.from_number {

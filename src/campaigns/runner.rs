@@ -33,6 +33,7 @@ use uuid::Uuid;
 
 use callvisor_actors::events;
 use callvisor_actors::ids::TenantId;
+use callvisor_actors::redact::Masked;
 use callvisor_actors::phone_pool::messages::{Allocate, PoolError, Release};
 use callvisor_actors::phone_pool::PhonePoolActor;
 
@@ -169,7 +170,7 @@ impl Running {
                         events::CAMPAIGN_CALL_FAILED,
                         t.campaign_id,
                         t.id,
-                        t.to_number,
+                        Masked(&t.to_number),
                         t.instance_id.as_deref().unwrap_or("-")
                     );
                 }
@@ -179,7 +180,7 @@ impl Running {
                         events::CAMPAIGN_CALL_UNCERTAIN,
                         t.campaign_id,
                         t.id,
-                        t.to_number,
+                        Masked(&t.to_number),
                         t.instance_id.as_deref().unwrap_or("-"),
                         self.instance_id
                     );
@@ -391,7 +392,7 @@ impl Running {
             events::CAMPAIGN_CALL_PLACED,
             target.campaign_id,
             target.id,
-            target.to_number,
+            Masked(&target.to_number),
             target.attempts
         );
     }
@@ -413,7 +414,7 @@ impl Running {
             events::CAMPAIGN_CALL_FAILED,
             target.campaign_id,
             target.id,
-            target.to_number,
+            Masked(&target.to_number),
             error.to_string()
         );
         match error {
@@ -432,7 +433,7 @@ impl Running {
                     events::CAMPAIGN_CALL_UNCERTAIN,
                     target.campaign_id,
                     target.id,
-                    target.to_number
+                    Masked(&target.to_number)
                 );
                 self.end_without_call(target, "uncertain", &error.to_string())
                     .await;

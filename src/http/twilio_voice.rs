@@ -8,6 +8,7 @@
 use actix_web::{web, HttpRequest, HttpResponse};
 use callvisor_actors::events;
 use callvisor_actors::ids::{CallSid, TenantId, E164};
+use callvisor_actors::redact::Masked;
 use callvisor_actors::twilio_stream::{TENANT_PARAMETER, TOKEN_PARAMETER};
 
 use super::error::ApiError;
@@ -160,9 +161,10 @@ pub async fn voice(
         .unwrap_or_default();
     let token = state.calls.streams.issue(call_sid.as_str(), &tenant_id);
     log::info!(
-        "{} call_sid={call_sid} tenant={tenant_id} from={} to={to}",
+        "{} call_sid={call_sid} tenant={tenant_id} from={} to={}",
         events::CALL_ANSWERED,
-        caller.as_deref().unwrap_or("-")
+        Masked(caller.as_deref().unwrap_or_default()),
+        Masked(to.as_str())
     );
     Ok(twiml_response(twiml::connect_stream(
         &twilio_auth::media_stream_url(public_url),

@@ -535,11 +535,14 @@ impl Handler<FromTwilio> for CallActor {
                 }
                 self.finish_if_said_goodbye(ctx);
             }
-            FromTwilio::Dtmf { digit } => {
+            // Which key was pressed is the caller's secret (a PIN, a card
+            // number): the line says that one was, never which.
+            FromTwilio::Dtmf { .. } => {
                 log::info!(
-                    "{} call_sid={} digit={digit}",
+                    "{} call_sid={} tenant={}",
                     events::CALL_DTMF,
-                    self.call_sid
+                    self.call_sid,
+                    self.tenant_id
                 );
             }
             FromTwilio::Stopped { socket } if socket == self.socket => {

@@ -14,6 +14,7 @@ use super::messages::ToRealtime;
 use super::phase::CallPhase;
 use super::CallActor;
 use crate::events;
+use crate::redact::Masked;
 use crate::ports::{EndReason, ToolCall};
 
 /// How long the agent's last words may take to play after `end_call`.
@@ -107,10 +108,11 @@ impl CallActor {
         ctx.spawn(work.into_actor(self).map(move |result, act, _ctx| match result {
             Ok(()) => {
                 log::info!(
-                    "{} call_sid={} tenant={} to={number}",
+                    "{} call_sid={} tenant={} to={}",
                     events::CALL_TRANSFERRED,
                     act.call_sid,
-                    act.tenant_id
+                    act.tenant_id,
+                    Masked(&number)
                 );
                 act.transferred_to = Some(number);
                 if !act.phase.is_ending() {

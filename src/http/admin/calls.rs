@@ -11,6 +11,7 @@ use serde_json::json;
 
 use callvisor_actors::events;
 use callvisor_actors::ids::CallSid;
+use callvisor_actors::redact::Masked;
 use callvisor_actors::ports::EndReason;
 use callvisor_actors::supervisor::messages::{HangUp, ListCalls};
 
@@ -182,9 +183,10 @@ pub async fn transfer(
     match result {
         Ok(()) => {
             log::info!(
-                "{} call_sid={call_sid} tenant={} to={to} source=admin actor={}",
+                "{} call_sid={call_sid} tenant={} to={} source=admin actor={}",
                 events::CALL_TRANSFERRED,
                 tenant.id,
+                Masked(&to),
                 operator.0
             );
             log_action(&operator, "call.transfer", call_sid.as_str(), "ok");
