@@ -33,9 +33,9 @@ use uuid::Uuid;
 
 use callvisor_actors::events;
 use callvisor_actors::ids::TenantId;
-use callvisor_actors::redact::Masked;
 use callvisor_actors::phone_pool::messages::{Allocate, PoolError, Release};
 use callvisor_actors::phone_pool::PhonePoolActor;
+use callvisor_actors::redact::Masked;
 
 use crate::clients::twilio_numbers::{DialError, NewCall, TwilioAccount};
 use crate::config::CampaignSettings;

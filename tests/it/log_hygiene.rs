@@ -108,7 +108,12 @@ async fn a_calls_log_shows_no_pin_no_full_number_and_no_forged_line() {
         .await;
     assert!(ended.is_some(), "the call ended:\n{}", instance.dump());
     // The keys pressed reached the engine (so the check below is not vacuous).
-    assert_eq!(instance.count_lines("CALL_DTMF", 4).await, 4, "{}", instance.dump());
+    assert_eq!(
+        instance.count_lines("CALL_DTMF", 4).await,
+        4,
+        "{}",
+        instance.dump()
+    );
 
     // Assert
     let logs = instance.logs();
@@ -120,7 +125,10 @@ async fn a_calls_log_shows_no_pin_no_full_number_and_no_forged_line() {
             instance.dump()
         );
         assert!(!line.contains(full_number), "full caller number in: {line}");
-        assert!(!line.contains("digit="), "a key the caller pressed in: {line}");
+        assert!(
+            !line.contains("digit="),
+            "a key the caller pressed in: {line}"
+        );
         if line.contains("CALL_DTMF") {
             // Ids are hex and may hold any four digits: look at the other fields.
             let rest: Vec<&str> = line
@@ -129,7 +137,8 @@ async fn a_calls_log_shows_no_pin_no_full_number_and_no_forged_line() {
                 .filter(|f| !f.starts_with("call_sid=") && !f.starts_with("tenant="))
                 .collect();
             assert!(
-                rest.iter().all(|f| !f.chars().any(|c| PLANTED_PIN.contains(c))),
+                rest.iter()
+                    .all(|f| !f.chars().any(|c| PLANTED_PIN.contains(c))),
                 "a key the caller pressed in: {line}"
             );
         }

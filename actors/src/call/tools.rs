@@ -14,8 +14,8 @@ use super::messages::ToRealtime;
 use super::phase::CallPhase;
 use super::CallActor;
 use crate::events;
-use crate::redact::Masked;
 use crate::ports::{EndReason, ToolCall};
+use crate::redact::Masked;
 
 /// How long the agent's last words may take to play after `end_call`.
 const END_CALL_PLAYOUT_LIMIT: Duration = Duration::from_secs(10);

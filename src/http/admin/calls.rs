@@ -11,8 +11,8 @@ use serde_json::json;
 
 use callvisor_actors::events;
 use callvisor_actors::ids::CallSid;
-use callvisor_actors::redact::Masked;
 use callvisor_actors::ports::EndReason;
+use callvisor_actors::redact::Masked;
 use callvisor_actors::supervisor::messages::{HangUp, ListCalls};
 
 use super::{connection, log_action, tenant_scope, AdminError, Operator};
