@@ -3,6 +3,7 @@
 
 use actix_web::HttpRequest;
 use callvisor_actors::events;
+use callvisor_actors::redact::Escaped;
 
 use super::error::ApiError;
 use crate::signing::twilio;
@@ -65,10 +66,12 @@ pub fn verify(
             } else {
                 "missing_signature"
             };
+            // Both values come from an unauthenticated request: escaped.
             log::warn!(
-                "{} call_sid={call_sid} reason={reason} path={}",
+                "{} call_sid={} reason={reason} path={}",
                 events::CALL_REJECTED,
-                req.path()
+                Escaped(call_sid),
+                Escaped(req.path())
             );
             Err(ApiError::Forbidden("invalid Twilio signature".into()))
         }

@@ -101,6 +101,13 @@ async fn a_calls_log_shows_no_pin_no_full_number_and_no_forged_line() {
         ],
     )
     .await;
+    // An unsigned one: refused, and its CallSid is not trusted in the log either.
+    let unsigned = awc::Client::new()
+        .post(format!("{}/twilio/voice", instance.address))
+        .send_form(&[("CallSid", FORGED), ("From", FORGED), ("To", TENANT_NUMBER)])
+        .await
+        .unwrap();
+    assert_eq!(unsigned.status().as_u16(), 403);
     let ended = instance
         .wait_for_log(Duration::from_secs(15), |l| {
             l.contains("CALL_ENDED") && l.contains(&call_sid)
