@@ -86,24 +86,26 @@ impl SummaryWorker {
                 .and_then(serde_json::Value::as_str)
                 .unwrap_or_default()
                 .to_owned();
-            let result = match call_logs::transcript(&mut conn, &call_sid).await {
+            let (result, tenant) = match call_logs::transcript(&mut conn, &call_sid).await {
                 Ok(Some(row)) => {
+                    let tenant = row.tenant.unwrap_or_else(|| "-".to_owned());
                     let text = transcript_text(&row.transcript);
-                    if text.is_empty() {
+                    let result = if text.is_empty() {
                         Ok("No conversation was recorded on this call.".to_owned())
                     } else {
                         self.client
                             .summarize(&text)
                             .await
                             .map_err(|e| e.to_string())
-                    }
+                    };
+                    (result, tenant)
                 }
                 Ok(None) => {
-                    self.abandon(&mut conn, job.id, &call_sid, "no call record")
+                    self.abandon(&mut conn, job.id, &call_sid, "-", "no call record")
                         .await?;
                     continue;
                 }
-                Err(e) => Err(e.to_string()),
+                Err(e) => (Err(e.to_string()), "-".to_owned()),
             };
             match result {
                 Ok(summary) => {
@@ -113,16 +115,20 @@ impl SummaryWorker {
                     outbox::complete(&mut conn, job.id)
                         .await
                         .map_err(|e| e.to_string())?;
-                    log::info!("{} call_sid={call_sid}", events::SUMMARY_WRITTEN);
+                    log::info!(
+                        "{} call_sid={call_sid} tenant={tenant}",
+                        events::SUMMARY_WRITTEN
+                    );
                 }
                 Err(error) if job.attempts >= MAX_ATTEMPTS => {
-                    self.abandon(&mut conn, job.id, &call_sid, &error).await?;
+                    self.abandon(&mut conn, job.id, &call_sid, &tenant, &error)
+                        .await?;
                 }
                 Err(error) => {
                     let shift = u32::try_from(job.attempts.clamp(1, 12) - 1).unwrap_or(0);
                     let retry = (self.retry_base_seconds.max(1) << shift).min(MAX_RETRY_SECONDS);
                     log::warn!(
-                        "{} call_sid={call_sid} attempt={} retry_in_s={retry} error={error:?}",
+                        "{} call_sid={call_sid} tenant={tenant} attempt={} retry_in_s={retry} error={error:?}",
                         events::SUMMARY_FAILED,
                         job.attempts
                     );
@@ -140,10 +146,11 @@ impl SummaryWorker {
         conn: &mut diesel_async::AsyncPgConnection,
         job: i64,
         call_sid: &str,
+        tenant: &str,
         error: &str,
     ) -> Result<(), String> {
         log::error!(
-            "{} call_sid={call_sid} error={error:?}",
+            "{} call_sid={call_sid} tenant={tenant} error={error:?}",
             events::SUMMARY_ABANDONED
         );
         outbox::abandon(conn, job, error)

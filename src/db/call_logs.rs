@@ -282,6 +282,9 @@ pub struct SummaryInput {
     /// `call_logs.transcript`
     #[diesel(sql_type = diesel::sql_types::Jsonb)]
     pub transcript: serde_json::Value,
+    /// `call_logs.user_id`, as text (for the log lines about this call).
+    #[diesel(sql_type = Nullable<Text>)]
+    pub tenant: Option<String>,
 }
 
 /// Reads a call's transcript.
@@ -290,7 +293,7 @@ pub async fn transcript(
     call_sid: &str,
 ) -> Result<Option<SummaryInput>, DbError> {
     use diesel::OptionalExtension;
-    diesel::sql_query("SELECT transcript FROM call_logs WHERE call_sid = $1")
+    diesel::sql_query("SELECT transcript, user_id::text AS tenant FROM call_logs WHERE call_sid = $1")
         .bind::<Text, _>(call_sid)
         .get_result(conn)
         .await
