@@ -58,14 +58,16 @@ impl Write for QueueWriter {
     }
 }
 
-/// The back half: writes lines to stderr and, with `LOG_DIR`, to a file.
-fn write_lines(items: Receiver<Item>, mut file: Option<File>, dropped: Arc<AtomicU64>) {
-    let mut stderr = io::stderr();
+/// The back half: writes lines to every sink (stderr and, with `LOG_DIR`, a
+/// file); a sink that fails loses the line, the others still have it.
+fn write_lines(
+    items: Receiver<Item>,
+    mut sinks: Vec<Box<dyn Write + Send>>,
+    dropped: Arc<AtomicU64>,
+) {
     let mut write = |line: &[u8]| {
-        // Nothing to do when stderr or the disk fail: the other still has the line.
-        let _ = stderr.write_all(line);
-        if let Some(file) = file.as_mut() {
-            let _ = file.write_all(line);
+        for sink in &mut sinks {
+            let _ = sink.write_all(line);
         }
     };
     for item in items {
@@ -120,18 +122,15 @@ pub fn init(log_dir: Option<&str>) -> io::Result<()> {
         }
         writeln!(buf)
     });
-    let file = match log_dir {
-        Some(dir) => {
-            std::fs::create_dir_all(dir)?;
-            Some(
-                OpenOptions::new()
-                    .create(true)
-                    .append(true)
-                    .open(Path::new(dir).join("callvisor.log"))?,
-            )
-        }
-        None => None,
-    };
+    let mut sinks: Vec<Box<dyn Write + Send>> = vec![Box::new(io::stderr())];
+    if let Some(dir) = log_dir {
+        std::fs::create_dir_all(dir)?;
+        let file: File = OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(Path::new(dir).join("callvisor.log"))?;
+        sinks.push(Box::new(file));
+    }
     if QUEUE.get().is_some() {
         return Ok(()); // installed already
     }
@@ -147,6 +146,56 @@ pub fn init(log_dir: Option<&str>) -> io::Result<()> {
     let _ = QUEUE.set(Mutex::new(queue));
     std::thread::Builder::new()
         .name("log-writer".into())
-        .spawn(move || write_lines(items, file, dropped))?;
+        .spawn(move || write_lines(items, sinks, dropped))?;
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::time::Instant;
+
+    /// A log reader that has stopped reading: every write waits until released.
+    struct StuckReader(Arc<Mutex<()>>);
+
+    impl Write for StuckReader {
+        fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+            let _held = self.0.lock();
+            Ok(buf.len())
+        }
+        fn flush(&mut self) -> io::Result<()> {
+            Ok(())
+        }
+    }
+
+    #[test]
+    fn a_stuck_log_reader_costs_dropped_lines_not_a_waiting_caller() {
+        // Arrange: a writer thread whose only sink blocks, and a small queue.
+        let gate = Arc::new(Mutex::new(()));
+        let held = gate.lock().unwrap();
+        let (queue, items) = mpsc::sync_channel(8);
+        let dropped = Arc::new(AtomicU64::new(0));
+        let sink: Box<dyn Write + Send> = Box::new(StuckReader(gate.clone()));
+        let writer_dropped = dropped.clone();
+        let writer = std::thread::spawn(move || write_lines(items, vec![sink], writer_dropped));
+        let mut front = QueueWriter {
+            queue: queue.clone(),
+            dropped: dropped.clone(),
+        };
+        // Act: far more lines than the queue holds while the reader is stuck.
+        let started = Instant::now();
+        for _ in 0..1000 {
+            front
+                .write_all(b"2026-12-08T00:00:00.000Z INFO  EVENT x=1\n")
+                .unwrap();
+        }
+        let spent = started.elapsed();
+        // Assert: nothing waited for the reader; the overflow is counted.
+        assert!(spent < Duration::from_secs(1), "logging waited {spent:?}");
+        assert!(dropped.load(Ordering::Relaxed) >= 1000 - 8 - 1);
+        drop(held);
+        drop(front);
+        drop(queue);
+        writer.join().unwrap();
+    }
 }

@@ -293,12 +293,14 @@ pub async fn transcript(
     call_sid: &str,
 ) -> Result<Option<SummaryInput>, DbError> {
     use diesel::OptionalExtension;
-    diesel::sql_query("SELECT transcript, user_id::text AS tenant FROM call_logs WHERE call_sid = $1")
-        .bind::<Text, _>(call_sid)
-        .get_result(conn)
-        .await
-        .optional()
-        .map_err(DbError::from)
+    diesel::sql_query(
+        "SELECT transcript, user_id::text AS tenant FROM call_logs WHERE call_sid = $1",
+    )
+    .bind::<Text, _>(call_sid)
+    .get_result(conn)
+    .await
+    .optional()
+    .map_err(DbError::from)
 }
 
 /// Stores a call's summary.
