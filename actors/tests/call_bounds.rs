@@ -13,8 +13,8 @@ use std::time::{Duration, Instant};
 use actix::prelude::*;
 use callvisor_actors::call::audio_bounds::Dropped;
 use callvisor_actors::call::messages::{
-    CallStats, FromRealtime, FromTwilio, GetCallStats, GetUpstreamStats, RealtimeEvent,
-    ToRealtime, ToTwilio,
+    CallStats, FromRealtime, FromTwilio, GetCallStats, GetUpstreamStats, RealtimeEvent, ToRealtime,
+    ToTwilio,
 };
 use callvisor_actors::call::CallActor;
 use callvisor_actors::ids::{CallSid, TenantId};
@@ -227,10 +227,16 @@ async fn held_caller_audio_is_bounded_in_time_keeps_the_newest_and_is_reported_o
         (100, 2_000, 21_600)
     );
     assert_eq!(stats.held_dropped.bytes, 200 * 216);
-    assert_eq!(stats.held_drop_reports, 0, "a burst is reported when it ends");
+    assert_eq!(
+        stats.held_drop_reports, 0,
+        "a burst is reported when it ends"
+    );
     // Act: the session is configured.
     realtime.open_gate();
-    wait_for("the held audio upstream", || realtime.appends().len() >= 100).await;
+    wait_for("the held audio upstream", || {
+        realtime.appends().len() >= 100
+    })
+    .await;
     // Assert: exactly the newest 100 frames went, in order; one report.
     let expected: Vec<String> = (200..300).map(frame).collect();
     assert_eq!(realtime.appends(), expected);
@@ -362,7 +368,10 @@ async fn a_stalled_upstream_backlog_is_bounded_in_bytes() {
         assert!(start.elapsed() < PATIENCE, "timed out; last {stats:?}");
         actix_rt::time::sleep(Duration::from_millis(10)).await;
     };
-    assert!(stats.dropped.frames > 0, "the server never pushed back: {stats:?}");
+    assert!(
+        stats.dropped.frames > 0,
+        "the server never pushed back: {stats:?}"
+    );
     assert!(
         stats.queued_bytes <= bound + 512,
         "backlog {} over its bound",
@@ -399,14 +408,25 @@ async fn a_call_past_its_maximum_length_ends_with_max_duration() {
         tuning,
     );
     // Act
-    wait_for("the call's record", || !probe.finished.lock().unwrap().is_empty()).await;
+    wait_for("the call's record", || {
+        !probe.finished.lock().unwrap().is_empty()
+    })
+    .await;
     // Assert: ended through the normal path, once, not before its time.
     assert!(started.elapsed() >= Duration::from_secs(1));
-    let finished = probe.finished.lock().unwrap();
-    assert_eq!(finished.len(), 1);
-    assert_eq!(finished[0].reason, EndReason::MaxDuration);
-    assert_eq!(finished[0].reason.as_str(), "max_duration");
-    assert_eq!(*probe.closed.lock().unwrap(), 1, "the media stream is closed");
-    drop(finished);
+    let reasons: Vec<EndReason> = probe
+        .finished
+        .lock()
+        .unwrap()
+        .iter()
+        .map(|f| f.reason)
+        .collect();
+    assert_eq!(reasons, vec![EndReason::MaxDuration]);
+    assert_eq!(reasons[0].as_str(), "max_duration");
+    assert_eq!(
+        *probe.closed.lock().unwrap(),
+        1,
+        "the media stream is closed"
+    );
     wait_for("the supervisor told", || *probe.ended.lock().unwrap() == 1).await;
 }

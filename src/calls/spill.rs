@@ -217,11 +217,12 @@ pub fn read(path: &Path) -> Result<Vec<Segment>, SpillError> {
             continue;
         }
         let line_no = index + 1;
-        let raw: SpilledSegment = serde_json::from_str(line).map_err(|source| SpillError::Parse {
-            path: path.to_owned(),
-            line: line_no,
-            source,
-        })?;
+        let raw: SpilledSegment =
+            serde_json::from_str(line).map_err(|source| SpillError::Parse {
+                path: path.to_owned(),
+                line: line_no,
+                source,
+            })?;
         let invalid = |field| SpillError::Invalid {
             path: path.to_owned(),
             line: line_no,
@@ -369,7 +370,7 @@ mod tests {
         Segment {
             call_sid: CallSid::parse(call).unwrap(),
             seq,
-            role: if seq % 2 == 0 {
+            role: if seq.is_multiple_of(2) {
                 Role::Assistant
             } else {
                 Role::User
@@ -395,7 +396,13 @@ mod tests {
         assert_eq!((spilled.segments, spilled.calls), (3, 2));
         assert_eq!(back, segments);
         assert_eq!(spill_files(&dir).unwrap(), vec![spilled.path.clone()]);
-        let name = spilled.path.file_name().unwrap().to_str().unwrap().to_owned();
+        let name = spilled
+            .path
+            .file_name()
+            .unwrap()
+            .to_str()
+            .unwrap()
+            .to_owned();
         assert!(name.ends_with("-host_1_x.jsonl"), "{name}");
         std::fs::remove_dir_all(&dir).unwrap();
     }
@@ -412,7 +419,14 @@ mod tests {
         .unwrap();
         let err = read(&path).unwrap_err();
         assert!(
-            matches!(err, SpillError::Invalid { line: 1, field: "role", .. }),
+            matches!(
+                err,
+                SpillError::Invalid {
+                    line: 1,
+                    field: "role",
+                    ..
+                }
+            ),
             "{err:?}"
         );
         std::fs::remove_dir_all(&dir).unwrap();

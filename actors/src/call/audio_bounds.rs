@@ -185,7 +185,10 @@ mod tests {
             held.push(frame(i));
         }
         // Assert: the last 100 frames, in order; 50 dropped, not yet reported.
-        assert_eq!((held.frames(), held.ms(), held.bytes()), (100, 2_000, 21_600));
+        assert_eq!(
+            (held.frames(), held.ms(), held.bytes()),
+            (100, 2_000, 21_600)
+        );
         let kept: Vec<ByteString> = held.drain().collect();
         assert_eq!(kept.first(), Some(&frame(50)));
         assert_eq!(kept.last(), Some(&frame(149)));

@@ -113,8 +113,13 @@ impl RealtimeActor {
         connect_timeout: Duration,
         max_queued_bytes: usize,
     ) -> Self {
-        let mut actor =
-            Self::new_unowned(call_sid, endpoint, session, connect_timeout, max_queued_bytes);
+        let mut actor = Self::new_unowned(
+            call_sid,
+            endpoint,
+            session,
+            connect_timeout,
+            max_queued_bytes,
+        );
         actor.opening = opening;
         actor.owner = Some(owner);
         actor.generation = generation;
@@ -132,8 +137,13 @@ impl RealtimeActor {
         max_queued_bytes: usize,
         park_timeout: Duration,
     ) -> Self {
-        let mut actor =
-            Self::new_unowned(call_sid, endpoint, session, connect_timeout, max_queued_bytes);
+        let mut actor = Self::new_unowned(
+            call_sid,
+            endpoint,
+            session,
+            connect_timeout,
+            max_queued_bytes,
+        );
         actor.park_timeout = Some(park_timeout);
         actor
     }

@@ -31,12 +31,14 @@ impl Backlog {
 
     /// `message` was queued.
     pub fn queued(&self, message: &Message) {
-        self.0.set(self.0.get().saturating_add(message_len(message)));
+        self.0
+            .set(self.0.get().saturating_add(message_len(message)));
     }
 
     /// `message` left the queue (taken by the socket, or refused).
     pub fn left(&self, message: &Message) {
-        self.0.set(self.0.get().saturating_sub(message_len(message)));
+        self.0
+            .set(self.0.get().saturating_sub(message_len(message)));
     }
 }
 
