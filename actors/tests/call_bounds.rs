@@ -393,6 +393,35 @@ async fn a_stalled_upstream_backlog_is_bounded_in_bytes() {
 }
 
 #[actix_rt::test]
+async fn the_call_counts_and_logs_a_stalled_upstreams_drops_once() {
+    // Arrange: a call whose agent stops reading once configured.
+    let realtime = RealtimeStandIn::start(Mode::Stalled).await;
+    let probe = Arc::new(Probe::default());
+    let mut tuning = tuning();
+    tuning.max_upstream_queued_bytes = 16 * 1024;
+    let call = start_call(&probe, realtime.url.clone(), tuning);
+    stats_when(&call, |s| s.agent_ready).await;
+    // Act: a lot of caller audio, then the connection dies.
+    for i in 0..20_000 {
+        call.do_send(FromTwilio::Audio {
+            payload: frame(i).into(),
+        });
+    }
+    let before = call.send(GetCallStats).await.unwrap();
+    realtime.kill().await;
+    // Assert: one report reached the call, with drops counted; nothing was held.
+    let stats = stats_when(&call, |s| s.upstream_drop_reports >= 1).await;
+    assert_eq!(before.upstream_dropped, Dropped::default());
+    assert_eq!(stats.upstream_drop_reports, 1);
+    assert!(stats.upstream_dropped.frames > 10_000, "{stats:?}");
+    assert_eq!(
+        stats.upstream_dropped.bytes,
+        stats.upstream_dropped.frames * 216
+    );
+    assert_eq!(stats.held_dropped, Dropped::default());
+}
+
+#[actix_rt::test]
 async fn a_call_past_its_maximum_length_ends_with_max_duration() {
     // Arrange: a one-second limit; the agent is busy reconnecting, no one hangs up.
     let probe = Arc::new(Probe::default());

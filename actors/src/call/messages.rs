@@ -206,6 +206,8 @@ pub struct GetCallStats;
 /// A call's audio counters.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct CallStats {
+    /// The current agent connection's session is configured: caller audio flows.
+    pub agent_ready: bool,
     /// Caller frames held until the agent's session is ready.
     pub held_frames: usize,
     /// Their base64 bytes.

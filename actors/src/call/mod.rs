@@ -217,6 +217,15 @@ impl CallActor {
         self.twilio.do_send(ToTwilio::Audio { payload, mark });
     }
 
+    /// The Realtime writer dropped caller audio (any connection of this call:
+    /// the last run of a closed one is reported as it closes).
+    fn on_upstream_dropped(&mut self, dropped: Dropped) {
+        self.upstream_drops.frames += dropped.frames;
+        self.upstream_drops.bytes += dropped.bytes;
+        self.upstream_drop_reports += 1;
+        self.log_dropped("upstream", dropped);
+    }
+
     /// Runs of drops still open when the call ends are reported now.
     fn report_open_drops(&mut self) {
         if let Some(dropped) = self.held.drops().close() {
@@ -280,12 +289,7 @@ impl CallActor {
                 }
                 self.on_ready();
             }
-            RealtimeEvent::AudioDropped { dropped } => {
-                self.upstream_drops.frames += dropped.frames;
-                self.upstream_drops.bytes += dropped.bytes;
-                self.upstream_drop_reports += 1;
-                self.log_dropped("upstream", dropped);
-            }
+            RealtimeEvent::AudioDropped { dropped } => self.on_upstream_dropped(dropped),
             RealtimeEvent::UserTranscript { item_id, text } => {
                 self.record(Role::User, Some(item_id), &text)
             }
@@ -648,6 +652,11 @@ impl Handler<FromRealtime> for CallActor {
     type Result = ();
 
     fn handle(&mut self, msg: FromRealtime, ctx: &mut Self::Context) {
+        // Drops are this call's whichever connection had them.
+        if let RealtimeEvent::AudioDropped { dropped } = msg.event {
+            self.on_upstream_dropped(dropped);
+            return;
+        }
         // A replaced connection's late events are not this conversation's.
         if msg.generation != self.generation {
             return;
@@ -701,6 +710,7 @@ impl Handler<GetCallStats> for CallActor {
     fn handle(&mut self, _msg: GetCallStats, _ctx: &mut Self::Context) -> Self::Result {
         let held = self.held.drop_counts();
         MessageResult(CallStats {
+            agent_ready: self.realtime_ready,
             held_frames: self.held.frames(),
             held_bytes: self.held.bytes(),
             held_ms: self.held.ms(),

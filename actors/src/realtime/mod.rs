@@ -302,6 +302,8 @@ impl RealtimeActor {
     }
 
     fn close(&mut self, ctx: &mut Context<Self>) {
+        // The call still counts what this connection dropped.
+        self.report_drops();
         self.closing = true;
         self.write(Message::Close(Some(CloseReason::from(CloseCode::Normal))));
         if let Some(sink) = &mut self.sink {
