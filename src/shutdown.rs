@@ -6,10 +6,10 @@ use actix_web::web;
 use std::time::Duration;
 
 use callvisor_actors::events;
-use callvisor_actors::persistence::Flush;
 use callvisor_actors::supervisor::messages::DrainAll;
 use callvisor_actors::supervisor::DEFAULT_FINISH_TIMEOUT;
 
+use crate::calls::spill;
 use crate::startup::AppState;
 
 /// Waits for SIGTERM or SIGINT.
@@ -53,8 +53,9 @@ impl ShutdownHandle {
     }
 
     /// Stops taking calls (`/readyz` 503), lets live calls go on for the
-    /// drain time, ends the rest, flushes every buffered transcript segment,
-    /// then stops the HTTP server gracefully.
+    /// drain time, ends the rest, flushes every buffered transcript segment
+    /// (within `calls.shutdown_flush_seconds`, then the rest is spilled to a
+    /// file), then stops the HTTP server gracefully.
     pub async fn shutdown(&self) {
         if self.state.lifecycle.start_draining() {
             log::info!(
@@ -72,7 +73,15 @@ impl ShutdownHandle {
                 finish_timeout: DEFAULT_FINISH_TIMEOUT,
             })
             .await;
-        let _ = calls.persistence.send(Flush).await;
+        // Bounded: a database that is down must not keep the process alive;
+        // what is not written by the deadline is spilled to a file.
+        spill::flush_or_spill(
+            &calls.persistence,
+            Duration::from_secs(self.state.settings.calls.shutdown_flush_seconds),
+            &self.state.settings.calls.spill_dir,
+            &self.state.instance_id,
+        )
+        .await;
         self.server.stop(true).await;
         calls.stop();
         self.state.pool.stop();

@@ -114,6 +114,8 @@ impl Application {
         let timeout = Duration::from_secs(settings.database.connect_timeout_seconds.max(1));
         let db = db::build_async_pool(&url, settings.database.pool_size, timeout)?;
         let sync_db = db::build_sync_pool(&url, settings.database.sync_pool_size, timeout);
+        // What a previous run could not write before it stopped goes in first.
+        crate::calls::spill::replay_at_start(&db, &settings.calls.spill_dir).await;
         if settings.app_env == AppEnv::Development && !settings.server.verify_signatures {
             log::warn!(
                 "{} env=development reason=\"server.verify_signatures is false\"",

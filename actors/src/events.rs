@@ -29,6 +29,8 @@ pub const LOG_LINES_DROPPED: &str = "LOG_LINES_DROPPED";
 pub const CALL_STARTED: &str = "CALL_STARTED";
 /// A call's record is written.
 pub const CALL_ENDED: &str = "CALL_ENDED";
+/// A call reached `calls.max_call_seconds` and is being ended (`max_duration`).
+pub const CALL_MAX_DURATION: &str = "CALL_MAX_DURATION";
 /// A call nobody heart-beat any more (its instance died, Twilio's final status
 /// never came) was finished from what the database holds.
 pub const CALL_HEARTBEAT_LOST: &str = "CALL_HEARTBEAT_LOST";
@@ -54,7 +56,8 @@ pub const TRANSFER_UNAVAILABLE: &str = "TRANSFER_UNAVAILABLE";
 pub const TOOL_CALLED: &str = "TOOL_CALLED";
 /// The caller spoke over the agent: playback cleared, answer truncated.
 pub const BARGE_IN: &str = "BARGE_IN";
-/// Caller audio could not be held any longer and was dropped.
+/// Audio was dropped at a bound (`direction=held|agent|upstream`): one line
+/// per run of drops, with its `frames=` and `bytes=`, never one per frame.
 pub const AUDIO_DROPPED: &str = "AUDIO_DROPPED";
 
 // The Twilio socket.
@@ -92,6 +95,15 @@ pub const REALTIME_EVENT_INVALID: &str = "REALTIME_EVENT_INVALID";
 // Persistence and shutdown.
 /// A transcript batch could not be written; it is kept and retried.
 pub const PERSISTENCE_RETRY: &str = "PERSISTENCE_RETRY";
+/// At shutdown the flush missed its deadline: what could not be written went
+/// to a spill file (`segments=`, `calls=`, `path=`), replayed on next start.
+pub const PERSISTENCE_SPILLED: &str = "PERSISTENCE_SPILLED";
+/// Segments could be neither written nor spilled: they are lost (`segments=`, `calls=`).
+pub const PERSISTENCE_LOST: &str = "PERSISTENCE_LOST";
+/// A spill file was written to the database at start and removed.
+pub const PERSISTENCE_SPILL_REPLAYED: &str = "PERSISTENCE_SPILL_REPLAYED";
+/// A spill file could not be replayed; it is kept for the next start.
+pub const PERSISTENCE_SPILL_REPLAY_FAILED: &str = "PERSISTENCE_SPILL_REPLAY_FAILED";
 /// Draining began: no new calls.
 pub const DRAIN_STARTED: &str = "DRAIN_STARTED";
 /// Draining finished.

@@ -6,7 +6,10 @@
 //! path. A failed write keeps the batch and retries with backoff (the
 //! database may be briefly away). One write is in flight at a time, so order
 //! is kept. [`Flush`] resolves once everything buffered before it is written
-//! (call end, shutdown).
+//! (call end, shutdown). At shutdown a flush that cannot finish (the
+//! database is down) is cut short by [`TakeUnwritten`]: the actor hands over
+//! everything not known to be written, the batch in flight included, and the
+//! service spills it to a file.
 //!
 //! A permanent singleton on its own arbiter; the sink is idempotent per
 //! (call, seq), so a batch retried after a timeout that did commit is harmless.
@@ -38,6 +41,13 @@ pub struct AppendSegment {
 #[rtype(result = "()")]
 pub struct Flush;
 
+/// Hand over every segment not known to be written (the buffer and the batch
+/// in flight), and stop retrying them; waiting [`Flush`]es resolve. Sent at
+/// shutdown when the flush missed its deadline.
+#[derive(Debug, Message)]
+#[rtype(result = "Vec<Segment>")]
+pub struct TakeUnwritten;
+
 /// Counters, for tests and metrics.
 #[derive(Debug, Message)]
 #[rtype(result = "PersistenceStats")]
@@ -63,6 +73,10 @@ pub struct PersistenceActor {
     flush_interval: Duration,
     buffer: Vec<Segment>,
     in_flight: bool,
+    /// The batch being written; a copy stays here until the write succeeds.
+    in_flight_batch: Vec<Segment>,
+    /// Bumped by [`TakeUnwritten`]: a write started before it is no longer ours to retry.
+    epoch: u64,
     timer: Option<SpawnHandle>,
     backoff: Duration,
     waiters: Vec<oneshot::Sender<()>>,
@@ -78,6 +92,8 @@ impl PersistenceActor {
             flush_interval,
             buffer: Vec::new(),
             in_flight: false,
+            in_flight_batch: Vec::new(),
+            epoch: 0,
             timer: None,
             backoff: FIRST_BACKOFF,
             waiters: Vec::new(),
@@ -111,8 +127,14 @@ impl PersistenceActor {
         let batch: Vec<Segment> = self.buffer.drain(..take).collect();
         self.in_flight = true;
         let write = self.sink.write(batch.clone());
+        self.in_flight_batch = batch;
+        let epoch = self.epoch;
         ctx.spawn(write.into_actor(self).map(move |result, act, ctx| {
+            if act.epoch != epoch {
+                return; // handed over by `TakeUnwritten` meanwhile
+            }
             act.in_flight = false;
+            let batch = std::mem::take(&mut act.in_flight_batch);
             match result {
                 Ok(()) => {
                     act.stats.written += batch.len() as u64;
@@ -147,9 +169,13 @@ impl Actor for PersistenceActor {
 
 impl Supervised for PersistenceActor {
     fn restarting(&mut self, _ctx: &mut Self::Context) {
-        // The buffer survives a restart (same struct); timers do not.
+        // The buffer survives a restart (same struct); timers and the write
+        // in flight do not: its batch goes back in front.
         self.timer = None;
         self.in_flight = false;
+        self.epoch += 1;
+        let batch = std::mem::take(&mut self.in_flight_batch);
+        self.buffer.splice(0..0, batch);
     }
 }
 
@@ -179,6 +205,24 @@ impl Handler<Flush> for PersistenceActor {
         Box::pin(async move {
             let _ = rx.await;
         })
+    }
+}
+
+impl Handler<TakeUnwritten> for PersistenceActor {
+    type Result = MessageResult<TakeUnwritten>;
+
+    fn handle(&mut self, _msg: TakeUnwritten, ctx: &mut Self::Context) -> Self::Result {
+        self.epoch += 1;
+        self.in_flight = false;
+        if let Some(timer) = self.timer.take() {
+            ctx.cancel_future(timer);
+        }
+        let mut unwritten = std::mem::take(&mut self.in_flight_batch);
+        unwritten.append(&mut self.buffer);
+        for waiter in self.waiters.drain(..) {
+            let _ = waiter.send(());
+        }
+        MessageResult(unwritten)
     }
 }
 

@@ -11,6 +11,7 @@ use std::sync::Arc;
 use chrono::{DateTime, Utc};
 use futures_util::future::LocalBoxFuture;
 
+pub use crate::call::audio_bounds::HoldLimits;
 use crate::ids::{CallSid, TenantId};
 use crate::protocol::realtime::SessionConfig;
 
@@ -97,6 +98,8 @@ pub enum EndReason {
     Shutdown,
     /// The call's configuration could not be loaded.
     SetupFailed,
+    /// The call reached the longest a call may last ([`CallTuning::max_call_duration`]).
+    MaxDuration,
 }
 
 impl EndReason {
@@ -111,6 +114,7 @@ impl EndReason {
             Self::UpstreamFailed => "upstream_failed",
             Self::Shutdown => "shutdown",
             Self::SetupFailed => "setup_failed",
+            Self::MaxDuration => "max_duration",
         }
     }
 }
@@ -246,8 +250,20 @@ pub struct CallTuning {
     pub connect_timeout: std::time::Duration,
     /// A Twilio socket silent this long is dead (Twilio sends media every 20 ms).
     pub twilio_idle_timeout: std::time::Duration,
-    /// Caller frames kept while the agent is not reachable yet (20 ms each).
+    /// Caller frames a Twilio socket holds while its call's actor is being
+    /// started (20 ms each; see `twilio_stream`).
     pub max_buffered_frames: usize,
+    /// Caller audio the call holds until the agent's session is configured
+    /// (`session.updated`), also while it reconnects: bytes and milliseconds.
+    pub held_audio: HoldLimits,
+    /// Agent audio sent to Twilio and not yet played (acknowledged by its
+    /// mark), in base64 bytes; past it, agent audio is dropped.
+    pub max_agent_audio_bytes: usize,
+    /// Bytes waiting in a Realtime connection's writer; past it, caller audio
+    /// is dropped (control events still go).
+    pub max_upstream_queued_bytes: usize,
+    /// The longest a call may last: then it ends (`max_duration`).
+    pub max_call_duration: std::time::Duration,
 }
 
 impl Default for CallTuning {
@@ -258,6 +274,13 @@ impl Default for CallTuning {
             connect_timeout: std::time::Duration::from_secs(5),
             twilio_idle_timeout: std::time::Duration::from_secs(10),
             max_buffered_frames: 1500,
+            held_audio: HoldLimits {
+                max_bytes: 24 * 1024,
+                max_ms: 2_000,
+            },
+            max_agent_audio_bytes: 640 * 1024,
+            max_upstream_queued_bytes: 64 * 1024,
+            max_call_duration: std::time::Duration::from_secs(4 * 3600),
         }
     }
 }

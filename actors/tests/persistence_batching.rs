@@ -8,7 +8,9 @@ use std::time::Duration;
 
 use actix::prelude::*;
 use callvisor_actors::ids::CallSid;
-use callvisor_actors::persistence::{AppendSegment, Flush, GetStats, PersistenceActor};
+use callvisor_actors::persistence::{
+    AppendSegment, Flush, GetStats, PersistenceActor, TakeUnwritten,
+};
 use callvisor_actors::ports::{PortError, PortFuture, Role, Segment, TranscriptSink};
 use chrono::Utc;
 
@@ -131,4 +133,40 @@ async fn flush_waits_for_everything_appended_before_it() {
     assert_eq!(written, 10);
     // An empty flush returns at once.
     actor.send(Flush).await.unwrap();
+}
+
+/// A database that never answers: every write hangs.
+struct SilentSink;
+
+impl TranscriptSink for SilentSink {
+    fn write(&self, _batch: Vec<Segment>) -> PortFuture<Result<(), PortError>> {
+        Box::pin(std::future::pending())
+    }
+}
+
+#[actix_rt::test]
+async fn take_unwritten_hands_over_the_batch_in_flight_and_the_buffer() {
+    // Arrange: one batch of two stuck in flight, three more buffered behind it.
+    let actor = PersistenceActor::new(Arc::new(SilentSink), 2, Duration::from_millis(10)).start();
+    for seq in 0..5 {
+        actor.do_send(AppendSegment {
+            segment: segment(seq),
+        });
+    }
+    let flush = actor.send(Flush);
+    let flush = actix_rt::spawn(flush);
+    // Act
+    let unwritten = actor.send(TakeUnwritten).await.unwrap();
+    // Assert: everything not known written, in order; the waiting flush resolves.
+    let seqs: Vec<u32> = unwritten.iter().map(|s| s.seq).collect();
+    assert_eq!(seqs, vec![0, 1, 2, 3, 4]);
+    actix_rt::time::timeout(Duration::from_secs(5), flush)
+        .await
+        .expect("the flush resolves once the rest is handed over")
+        .unwrap()
+        .unwrap();
+    let stats = actor.send(GetStats).await.unwrap();
+    assert_eq!((stats.buffered, stats.written), (0, 0));
+    // Nothing is handed over twice.
+    assert!(actor.send(TakeUnwritten).await.unwrap().is_empty());
 }

@@ -4,6 +4,7 @@
 //! that keep them counted across instances, summaries).
 
 pub mod plan;
+pub mod spill;
 pub mod store;
 pub mod stream_auth;
 pub mod summaries;
@@ -18,7 +19,7 @@ use tokio::sync::Notify;
 use callvisor_actors::events;
 use callvisor_actors::ids::CallSid;
 use callvisor_actors::persistence::PersistenceActor;
-use callvisor_actors::ports::{CallDeps, CallTuning, RealtimeEndpoint};
+use callvisor_actors::ports::{CallDeps, CallTuning, HoldLimits, RealtimeEndpoint};
 use callvisor_actors::protocol::realtime::SessionConfig;
 use callvisor_actors::realtime::{preopen, RealtimeActor};
 use callvisor_actors::supervisor::messages::ListCalls;
@@ -107,6 +108,13 @@ impl CallSystem {
             tuning: CallTuning {
                 max_reconnects: settings.calls.realtime_max_reconnects,
                 connect_timeout: Duration::from_millis(settings.calls.realtime_connect_timeout_ms),
+                held_audio: HoldLimits {
+                    max_bytes: settings.calls.max_held_audio_bytes,
+                    max_ms: settings.calls.max_held_audio_ms,
+                },
+                max_agent_audio_bytes: settings.calls.max_agent_audio_bytes,
+                max_upstream_queued_bytes: settings.calls.max_upstream_queued_bytes,
+                max_call_duration: Duration::from_secs(settings.calls.max_call_seconds),
                 ..CallTuning::default()
             },
         };
@@ -181,7 +189,7 @@ impl CallSystem {
             self.deps.realtime.clone(),
             session,
             tuning.connect_timeout,
-            tuning.max_buffered_frames,
+            tuning.max_upstream_queued_bytes,
             park_timeout,
         )
         .start();

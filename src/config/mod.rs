@@ -190,6 +190,22 @@ pub struct CallSettings {
     pub summary_retry_seconds: u64,
     pub preopen_realtime: bool,
     pub preopen_timeout_seconds: u64,
+    // Bounds of a call and of shutdown (README, "Bounds").
+    /// Milliseconds of caller audio held until the agent's session is ready.
+    pub max_held_audio_ms: u64,
+    /// Base64 bytes of caller audio held until then.
+    pub max_held_audio_bytes: usize,
+    /// Base64 bytes of agent audio sent to Twilio and not yet played.
+    pub max_agent_audio_bytes: usize,
+    /// Bytes waiting in a Realtime connection's writer before caller audio is dropped.
+    pub max_upstream_queued_bytes: usize,
+    /// The longest a call may last, in seconds.
+    pub max_call_seconds: u64,
+    /// Seconds the transcript flush at shutdown may take before the rest is spilled.
+    pub shutdown_flush_seconds: u64,
+    /// Directory of spill files (relative to the working directory unless
+    /// absolute); empty: nothing is spilled, unwritten segments are reported lost.
+    pub spill_dir: String,
 }
 
 /// The phone-number pool: allocation policy, leases, provisioning and prices

@@ -193,6 +193,7 @@ pub fn validate(s: &Settings, purpose: Purpose) -> Vec<ConfigIssue> {
             "persistence_flush_ms",
             s.calls.persistence_flush_ms,
         ),
+        ("calls", "max_call_seconds", s.calls.max_call_seconds),
         ("server", "max_body_bytes", s.server.max_body_bytes as u64),
     ];
     for (section, key, value) in positive {

@@ -28,6 +28,8 @@ struct PendingMark {
     item_id: ByteString,
     /// Milliseconds of this item sent up to and including the chunk before the mark.
     end_ms: u64,
+    /// Base64 bytes of the chunk before the mark.
+    bytes: usize,
 }
 
 /// What to do about a caller who started speaking over the agent.
@@ -48,6 +50,9 @@ pub struct Playback {
     sending: Option<(ByteString, u64)>,
     /// The newest acknowledged point: an item and how much of it played.
     heard: Option<(ByteString, u64)>,
+    /// Base64 bytes sent and not yet acknowledged: in the socket's queue, on
+    /// the wire, or in Twilio's buffer waiting to be played.
+    in_flight: usize,
 }
 
 impl Playback {
@@ -71,7 +76,9 @@ impl Playback {
             mark,
             item_id: item_id.clone(),
             end_ms: sent,
+            bytes: payload_b64.len(),
         });
+        self.in_flight += payload_b64.len();
         mark
     }
 
@@ -83,6 +90,7 @@ impl Playback {
                 break;
             }
             if let Some(done) = self.pending.pop_front() {
+                self.in_flight = self.in_flight.saturating_sub(done.bytes);
                 self.heard = Some((done.item_id, done.end_ms));
             }
         }
@@ -91,6 +99,11 @@ impl Playback {
     /// True when nothing sent is still waiting to be played.
     pub fn is_idle(&self) -> bool {
         self.pending.is_empty()
+    }
+
+    /// Base64 bytes of agent audio sent and not yet played.
+    pub fn in_flight_bytes(&self) -> usize {
+        self.in_flight
     }
 
     /// The caller started speaking. If agent audio is unplayed, returns what to
@@ -103,6 +116,7 @@ impl Playback {
         };
         self.pending.clear();
         self.sending = None;
+        self.in_flight = 0;
         Some(Interruption {
             item_id: playing,
             audio_end_ms,
@@ -116,6 +130,7 @@ impl Playback {
         self.pending.clear();
         self.sending = None;
         self.heard = None;
+        self.in_flight = 0;
     }
 
     /// Parses our mark names (`m<number>`).
@@ -211,6 +226,19 @@ mod tests {
         assert!(new > old);
         playback.mark_played(old); // the old socket's late mark
         assert!(!playback.is_idle(), "a stale mark does not count as played");
+    }
+
+    #[test]
+    fn bytes_in_flight_are_those_not_yet_acknowledged() {
+        let mut playback = Playback::default();
+        let marks: Vec<u64> = (0..3)
+            .map(|_| playback.audio_sent(&item("item_1"), &chunk_20ms()))
+            .collect();
+        assert_eq!(playback.in_flight_bytes(), 3 * 218);
+        playback.mark_played(marks[1]);
+        assert_eq!(playback.in_flight_bytes(), 218);
+        playback.speech_started(); // cleared: nothing of it will play
+        assert_eq!(playback.in_flight_bytes(), 0);
     }
 
     #[test]

@@ -5,6 +5,7 @@
 use actix::prelude::*;
 use bytestring::ByteString;
 
+use super::audio_bounds::Dropped;
 use crate::ports::EndReason;
 
 /// Identifies one Twilio socket, so a call replaced by a newer socket ignores
@@ -115,6 +116,12 @@ pub enum RealtimeEvent {
         /// The API's message.
         message: String,
     },
+    /// Caller audio could not be written upstream (the connection's writer
+    /// was backed up past its bound): one report per run of drops, when it ends.
+    AudioDropped {
+        /// What the run dropped.
+        dropped: Dropped,
+    },
     /// The connection failed to open or dropped; not sent when we closed it.
     Closed {
         /// Why, for the log.
@@ -189,4 +196,54 @@ pub enum CallCommand {
         /// The number dialled.
         to: String,
     },
+}
+
+/// Asks a call for its audio counters (tests, diagnostics).
+#[derive(Debug, Message)]
+#[rtype(result = "CallStats")]
+pub struct GetCallStats;
+
+/// A call's audio counters.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct CallStats {
+    /// The current agent connection's session is configured: caller audio flows.
+    pub agent_ready: bool,
+    /// Caller frames held until the agent's session is ready.
+    pub held_frames: usize,
+    /// Their base64 bytes.
+    pub held_bytes: usize,
+    /// Their milliseconds.
+    pub held_ms: u64,
+    /// Caller audio dropped from the hold (too much, too old).
+    pub held_dropped: Dropped,
+    /// `AUDIO_DROPPED` lines written for the hold.
+    pub held_drop_reports: u64,
+    /// Agent audio sent to Twilio and not yet played, in base64 bytes.
+    pub agent_in_flight_bytes: usize,
+    /// Agent audio dropped because too much was in flight.
+    pub agent_dropped: Dropped,
+    /// `AUDIO_DROPPED` lines written for agent audio.
+    pub agent_drop_reports: u64,
+    /// Caller audio the Realtime writer dropped, as reported to the call.
+    pub upstream_dropped: Dropped,
+    /// `AUDIO_DROPPED` lines written for those reports.
+    pub upstream_drop_reports: u64,
+}
+
+/// Asks a Realtime connection for its writer's counters (tests, diagnostics).
+#[derive(Debug, Message)]
+#[rtype(result = "UpstreamStats")]
+pub struct GetUpstreamStats;
+
+/// A Realtime connection's writer counters.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct UpstreamStats {
+    /// Bytes queued in the writer, not yet handed to the socket.
+    pub queued_bytes: usize,
+    /// Caller audio appends written.
+    pub appends: u64,
+    /// Caller audio dropped (backlog over its bound, or before `session.updated`).
+    pub dropped: Dropped,
+    /// Runs of drops reported to the call.
+    pub drop_reports: u64,
 }

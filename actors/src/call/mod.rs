@@ -7,12 +7,20 @@
 //! and runs the end-of-call sequence exactly once: flush the transcript,
 //! write the call's record, tell the supervisor, stop.
 //!
+//! Bounds: caller audio is held here until the agent's session is configured
+//! (its `Ready`), in bytes and time ([`audio_bounds`]); agent audio sent to
+//! Twilio and not yet played (its mark not acknowledged) is bounded in bytes,
+//! which bounds everything queued towards the Twilio socket; the Realtime
+//! writer bounds its own backlog. Every run of drops is one `AUDIO_DROPPED`
+//! line. A call longer than `max_call_duration` ends (`max_duration`).
+//!
 //! Supervision: a work unit with an *auto-shutdown on a significant child*:
 //! when the Twilio socket ends, the call ends. The RealtimeActor is
 //! *transient* (restarted within [`RestartBudget`]); over budget, the caller
 //! hears an apology and the call ends cleanly. The actor is built around
 //! messages, not around a socket, so other channels can drive it.
 
+pub mod audio_bounds;
 pub mod barge_in;
 pub mod messages;
 pub mod phase;
@@ -33,9 +41,11 @@ use crate::persistence::{AppendSegment, Flush, PersistenceActor};
 use crate::ports::{CallDeps, CallEnd, CallPlan, EndReason, Role, Segment};
 use crate::realtime::{preopen, Opening, RealtimeActor};
 use crate::supervisor::messages::CallEnded;
+use audio_bounds::{DropBurst, Dropped, HeldAudio};
 use barge_in::Playback;
 use messages::{
-    CallCommand, FromRealtime, FromTwilio, RealtimeEvent, SocketId, ToRealtime, ToTwilio,
+    CallCommand, CallStats, FromRealtime, FromTwilio, GetCallStats, RealtimeEvent, SocketId,
+    ToRealtime, ToTwilio,
 };
 use phase::CallPhase;
 use restart::RestartBudget;
@@ -69,8 +79,15 @@ pub struct CallActor {
     plan: Option<Arc<CallPlan>>,
     realtime: Option<Addr<RealtimeActor>>,
     generation: u32,
-    /// Caller audio that arrived before the agent's connection existed.
-    early_audio: Vec<ByteString>,
+    /// The current connection reported `Ready` (its session is configured).
+    realtime_ready: bool,
+    /// Caller audio that arrived before the current connection was ready.
+    held: HeldAudio,
+    /// Agent audio dropped because too much was unplayed.
+    agent_drops: DropBurst,
+    /// Caller audio the Realtime writer dropped (as it reported).
+    upstream_drops: Dropped,
+    upstream_drop_reports: u64,
     playback: Playback,
     /// The answer the caller interrupted: its late audio is dropped, not played after the clear.
     interrupted_item: Option<ByteString>,
@@ -106,6 +123,7 @@ impl CallActor {
         socket: SocketId,
     ) -> Self {
         let budget = RestartBudget::new(deps.tuning.max_reconnects, deps.tuning.reconnect_window);
+        let held = HeldAudio::new(deps.tuning.held_audio);
         Self {
             actor_id,
             call_sid,
@@ -119,7 +137,11 @@ impl CallActor {
             plan: None,
             realtime: None,
             generation: 0,
-            early_audio: Vec::new(),
+            realtime_ready: false,
+            held,
+            agent_drops: DropBurst::default(),
+            upstream_drops: Dropped::default(),
+            upstream_drop_reports: 0,
             playback: Playback::default(),
             interrupted_item: None,
             transcript: Transcript::default(),
@@ -138,6 +160,7 @@ impl CallActor {
     fn open_realtime(&mut self, ctx: &mut Context<Self>, opening: Opening) {
         let Some(plan) = &self.plan else { return };
         self.generation += 1;
+        self.realtime_ready = false;
         // The old connection's items mean nothing to the new one.
         self.playback.forget_unplayed();
         self.interrupted_item = None;
@@ -149,13 +172,68 @@ impl CallActor {
             ctx.address().recipient(),
             self.generation,
             self.deps.tuning.connect_timeout,
-            self.deps.tuning.max_buffered_frames,
+            self.deps.tuning.max_upstream_queued_bytes,
         )
         .start();
-        for payload in self.early_audio.drain(..) {
-            actor.do_send(ToRealtime::Audio { payload });
-        }
         self.realtime = Some(actor);
+    }
+
+    /// The current connection is configured: what was held goes first.
+    fn on_ready(&mut self) {
+        self.realtime_ready = true;
+        if let Some(rt) = &self.realtime {
+            for payload in self.held.drain() {
+                rt.do_send(ToRealtime::Audio { payload });
+            }
+        }
+        if let Some(dropped) = self.held.drops().close() {
+            self.log_dropped("held", dropped);
+        }
+    }
+
+    /// One `AUDIO_DROPPED` line for a run of drops.
+    fn log_dropped(&self, direction: &str, dropped: Dropped) {
+        log::warn!(
+            "{} call_sid={} tenant={} direction={direction} frames={} bytes={}",
+            events::AUDIO_DROPPED,
+            self.call_sid,
+            self.tenant_id,
+            dropped.frames,
+            dropped.bytes
+        );
+    }
+
+    /// Agent audio for Twilio, unless too much is unplayed already.
+    fn send_agent_audio(&mut self, item_id: ByteString, payload: ByteString) {
+        let in_flight = self.playback.in_flight_bytes();
+        if in_flight.saturating_add(payload.len()) > self.deps.tuning.max_agent_audio_bytes {
+            self.agent_drops.drop_frame(payload.len());
+            return;
+        }
+        if let Some(dropped) = self.agent_drops.close() {
+            self.log_dropped("agent", dropped);
+        }
+        let mark = self.playback.audio_sent(&item_id, &payload);
+        self.twilio.do_send(ToTwilio::Audio { payload, mark });
+    }
+
+    /// The Realtime writer dropped caller audio (any connection of this call:
+    /// the last run of a closed one is reported as it closes).
+    fn on_upstream_dropped(&mut self, dropped: Dropped) {
+        self.upstream_drops.frames += dropped.frames;
+        self.upstream_drops.bytes += dropped.bytes;
+        self.upstream_drop_reports += 1;
+        self.log_dropped("upstream", dropped);
+    }
+
+    /// Runs of drops still open when the call ends are reported now.
+    fn report_open_drops(&mut self) {
+        if let Some(dropped) = self.held.drops().close() {
+            self.log_dropped("held", dropped);
+        }
+        if let Some(dropped) = self.agent_drops.close() {
+            self.log_dropped("agent", dropped);
+        }
     }
 
     fn record(&mut self, role: Role, item_id: Option<ByteString>, text: &str) {
@@ -179,8 +257,7 @@ impl CallActor {
                     return;
                 }
                 self.agent_speaking = true;
-                let mark = self.playback.audio_sent(&item_id, &payload);
-                self.twilio.do_send(ToTwilio::Audio { payload, mark });
+                self.send_agent_audio(item_id, payload);
             }
             // After `end_call` the goodbye is not interrupted: the call is ending.
             RealtimeEvent::SpeechStarted { .. } if self.end_after_playback => {}
@@ -210,7 +287,9 @@ impl CallActor {
                 if self.phase == CallPhase::Connecting {
                     self.phase = CallPhase::Talking;
                 }
+                self.on_ready();
             }
+            RealtimeEvent::AudioDropped { dropped } => self.on_upstream_dropped(dropped),
             RealtimeEvent::UserTranscript { item_id, text } => {
                 self.record(Role::User, Some(item_id), &text)
             }
@@ -236,6 +315,8 @@ impl CallActor {
 
     fn on_upstream_closed(&mut self, reason: String, ctx: &mut Context<Self>) {
         self.realtime = None;
+        // Caller audio is held again until the replacement is ready.
+        self.realtime_ready = false;
         // Ending, or talking to a human now: the agent is not needed any more.
         if self.phase.is_ending() || self.phase == CallPhase::Transferring {
             return;
@@ -336,6 +417,7 @@ impl CallActor {
             return;
         }
         self.phase = CallPhase::Ending;
+        self.report_open_drops();
         let reason = match (self.apologising, reason, &self.transferred_to) {
             // Twilio stopping the stream for the apology is still that failure.
             (Some(apology_reason), _, _) => apology_reason,
@@ -493,6 +575,21 @@ impl Actor for CallActor {
                 act.apologise_and_end(EndReason::SetupFailed, ctx);
             }
         }));
+        // A runaway call (a caller who never hangs up, a stream Twilio never
+        // stops) ends through the normal end path.
+        ctx.run_later(self.deps.tuning.max_call_duration, |act, ctx| {
+            if act.phase.is_ending() {
+                return;
+            }
+            log::warn!(
+                "{} call_sid={} tenant={} limit_s={}",
+                events::CALL_MAX_DURATION,
+                act.call_sid,
+                act.tenant_id,
+                act.deps.tuning.max_call_duration.as_secs()
+            );
+            act.end(EndReason::MaxDuration, ctx);
+        });
         // A socket actor that died without telling us (it stopped while
         // attaching, or a parked session that stopped before its adoption)
         // must not leave the call open and silent.
@@ -522,12 +619,9 @@ impl Handler<FromTwilio> for CallActor {
             // listened to: no new answer may start.
             FromTwilio::Audio { .. } if self.end_after_playback || self.phase.is_ending() => {}
             FromTwilio::Audio { payload } => match &self.realtime {
-                Some(rt) => rt.do_send(ToRealtime::Audio { payload }),
-                None if self.phase.is_ending() => {}
-                None if self.early_audio.len() < self.deps.tuning.max_buffered_frames => {
-                    self.early_audio.push(payload)
-                }
-                None => {}
+                Some(rt) if self.realtime_ready => rt.do_send(ToRealtime::Audio { payload }),
+                // Not configured yet (or reconnecting): held, bounded.
+                _ => self.held.push(payload),
             },
             FromTwilio::MarkPlayed { name } => {
                 if let Some(mark) = Playback::parse_mark(&name) {
@@ -561,6 +655,11 @@ impl Handler<FromRealtime> for CallActor {
     type Result = ();
 
     fn handle(&mut self, msg: FromRealtime, ctx: &mut Self::Context) {
+        // Drops are this call's whichever connection had them.
+        if let RealtimeEvent::AudioDropped { dropped } = msg.event {
+            self.on_upstream_dropped(dropped);
+            return;
+        }
         // A replaced connection's late events are not this conversation's.
         if msg.generation != self.generation {
             return;
@@ -605,5 +704,26 @@ impl Handler<CallCommand> for CallActor {
                 }
             }
         }
+    }
+}
+
+impl Handler<GetCallStats> for CallActor {
+    type Result = MessageResult<GetCallStats>;
+
+    fn handle(&mut self, _msg: GetCallStats, _ctx: &mut Self::Context) -> Self::Result {
+        let held = self.held.drop_counts();
+        MessageResult(CallStats {
+            agent_ready: self.realtime_ready,
+            held_frames: self.held.frames(),
+            held_bytes: self.held.bytes(),
+            held_ms: self.held.ms(),
+            held_dropped: held.total(),
+            held_drop_reports: held.reports(),
+            agent_in_flight_bytes: self.playback.in_flight_bytes(),
+            agent_dropped: self.agent_drops.total(),
+            agent_drop_reports: self.agent_drops.reports(),
+            upstream_dropped: self.upstream_drops,
+            upstream_drop_reports: self.upstream_drop_reports,
+        })
     }
 }

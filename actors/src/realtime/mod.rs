@@ -3,10 +3,14 @@
 //! It opens the socket, configures the session (`session.update`, then the
 //! greeting, or the conversation so far when it replaces a dropped
 //! connection), forwards caller audio as `input_audio_buffer.append` once the
-//! session is configured (audio that arrives earlier is held, never sent in
-//! the default format nor dropped), and reports what the API says to its call
-//! as typed [`RealtimeEvent`]s. Audio is base64 text both ways, sliced out of
-//! the received frame and never decoded.
+//! session is configured (the call holds audio until then, see
+//! [`crate::call::audio_bounds`]; audio that arrives earlier anyway is dropped
+//! and counted, never sent in the default format), and reports what the API
+//! says to its call as typed [`RealtimeEvent`]s. Audio is base64 text both
+//! ways, sliced out of the received frame and never decoded. The writer's
+//! backlog is bounded (see [`writer`]): past `max_queued_bytes` caller audio
+//! is dropped, one [`RealtimeEvent::AudioDropped`] per run of drops, while
+//! control events (tool outputs, truncations) still go.
 //!
 //! Supervision: *transient*. When the socket fails to open or drops, it
 //! reports [`RealtimeEvent::Closed`] once and stops; the CallActor decides
@@ -15,6 +19,7 @@
 
 pub mod preopen;
 mod session;
+pub mod writer;
 
 use std::borrow::Cow;
 use std::time::{Duration, Instant};
@@ -28,15 +33,19 @@ use awc::BoxedSocket;
 use bytestring::ByteString;
 use futures_util::stream::{SplitSink, StreamExt};
 
-use crate::call::messages::{FromRealtime, RealtimeEvent, ToRealtime};
+use crate::call::audio_bounds::DropBurst;
+use crate::call::messages::{
+    FromRealtime, GetUpstreamStats, RealtimeEvent, ToRealtime, UpstreamStats,
+};
 use crate::events;
 use crate::ids::CallSid;
 use crate::ports::{RealtimeEndpoint, Role};
 use crate::protocol::realtime::{self as rt, ServerEvent, SessionConfig, MAX_REALTIME_FRAME_BYTES};
 
 pub use session::realtime_url;
+use writer::{Backlog, CountingSink};
 
-type WsSink = SplitSink<Framed<BoxedSocket, Codec>, Message>;
+type WsSink = CountingSink<SplitSink<Framed<BoxedSocket, Codec>, Message>>;
 
 /// How often the connection is pinged (a half-open TCP connection is silent forever).
 const LIVENESS_INTERVAL: Duration = Duration::from_secs(10);
@@ -69,12 +78,17 @@ pub struct RealtimeActor {
     park_timeout: Option<Duration>,
     generation: u32,
     connect_timeout: Duration,
-    max_pending: usize,
+    /// Bytes the writer may hold before caller audio is dropped.
+    max_queued_bytes: usize,
     sink: Option<SinkWrite<Message, WsSink>>,
+    /// What waits in `sink`.
+    backlog: Backlog,
     /// `session.updated` arrived: appends may flow.
     ready: bool,
-    /// Caller audio held until the session is configured.
-    pending: Vec<ByteString>,
+    /// Caller audio dropped (backlog over its bound, or not ready).
+    drops: DropBurst,
+    /// Appends written.
+    appends: u64,
     /// Reused for every outgoing event's JSON.
     buf: String,
     /// Reused for every outgoing event's bytes (see [`crate::protocol::frame_text`]).
@@ -97,10 +111,15 @@ impl RealtimeActor {
         owner: Recipient<FromRealtime>,
         generation: u32,
         connect_timeout: Duration,
-        max_pending: usize,
+        max_queued_bytes: usize,
     ) -> Self {
-        let mut actor =
-            Self::new_unowned(call_sid, endpoint, session, connect_timeout, max_pending);
+        let mut actor = Self::new_unowned(
+            call_sid,
+            endpoint,
+            session,
+            connect_timeout,
+            max_queued_bytes,
+        );
         actor.opening = opening;
         actor.owner = Some(owner);
         actor.generation = generation;
@@ -115,11 +134,16 @@ impl RealtimeActor {
         endpoint: RealtimeEndpoint,
         session: SessionConfig,
         connect_timeout: Duration,
-        max_pending: usize,
+        max_queued_bytes: usize,
         park_timeout: Duration,
     ) -> Self {
-        let mut actor =
-            Self::new_unowned(call_sid, endpoint, session, connect_timeout, max_pending);
+        let mut actor = Self::new_unowned(
+            call_sid,
+            endpoint,
+            session,
+            connect_timeout,
+            max_queued_bytes,
+        );
         actor.park_timeout = Some(park_timeout);
         actor
     }
@@ -129,7 +153,7 @@ impl RealtimeActor {
         endpoint: RealtimeEndpoint,
         session: SessionConfig,
         connect_timeout: Duration,
-        max_pending: usize,
+        max_queued_bytes: usize,
     ) -> Self {
         Self {
             call_sid,
@@ -141,10 +165,12 @@ impl RealtimeActor {
             park_timeout: None,
             generation: 0,
             connect_timeout,
-            max_pending,
+            max_queued_bytes,
             sink: None,
+            backlog: Backlog::default(),
             ready: false,
-            pending: Vec::new(),
+            drops: DropBurst::default(),
+            appends: 0,
             buf: String::with_capacity(512),
             out: bytes::BytesMut::with_capacity(1024),
             last_frame: Instant::now(),
@@ -175,6 +201,7 @@ impl RealtimeActor {
             return;
         }
         self.reported = true;
+        self.report_drops();
         if self.owner.is_none() {
             // Parked: nobody to tell; the call will open its own when it comes.
             preopen::forget(self.call_sid.as_str(), &ctx.address());
@@ -188,17 +215,38 @@ impl RealtimeActor {
         self.report(RealtimeEvent::Closed { reason });
     }
 
-    /// Sends what is in `buf` as one text frame.
-    fn send_buf(&mut self) {
-        let text = crate::protocol::frame_text(&mut self.out, &self.buf);
-        if let Some(sink) = &mut self.sink {
-            if sink.write(Message::Text(text)).is_err() {
-                log::debug!("REALTIME_WRITE_AFTER_CLOSE call_sid={}", self.call_sid);
-            }
+    /// Reports the run of drops that just ended, if any.
+    fn report_drops(&mut self) {
+        if let Some(dropped) = self.drops.close() {
+            self.report(RealtimeEvent::AudioDropped { dropped });
         }
     }
 
+    /// Queues one frame on the socket, counted in the backlog.
+    fn write(&mut self, message: Message) {
+        let Some(sink) = &mut self.sink else { return };
+        self.backlog.queued(&message);
+        if let Err(refused) = sink.write(message) {
+            self.backlog.left(&refused);
+            log::debug!("REALTIME_WRITE_AFTER_CLOSE call_sid={}", self.call_sid);
+        }
+    }
+
+    /// Sends what is in `buf` as one text frame.
+    fn send_buf(&mut self) {
+        let text = crate::protocol::frame_text(&mut self.out, &self.buf);
+        self.write(Message::Text(text));
+    }
+
+    /// Caller audio: written if the session is configured and the writer is
+    /// not backed up past its bound; otherwise dropped and counted.
     fn send_append(&mut self, payload: &str) {
+        if !self.ready || self.backlog.bytes() > self.max_queued_bytes {
+            self.drops.drop_frame(payload.len());
+            return;
+        }
+        self.report_drops();
+        self.appends += 1;
         self.buf.clear();
         rt::write_input_audio_append(&mut self.buf, payload);
         self.send_buf();
@@ -254,9 +302,11 @@ impl RealtimeActor {
     }
 
     fn close(&mut self, ctx: &mut Context<Self>) {
+        // The call still counts what this connection dropped.
+        self.report_drops();
         self.closing = true;
+        self.write(Message::Close(Some(CloseReason::from(CloseCode::Normal))));
         if let Some(sink) = &mut self.sink {
-            let _ = sink.write(Message::Close(Some(CloseReason::from(CloseCode::Normal))));
             sink.close();
         }
         ctx.stop();
@@ -279,9 +329,6 @@ impl RealtimeActor {
             ServerEvent::SessionUpdated if !self.ready => {
                 self.ready = true;
                 self.open_conversation();
-                for payload in std::mem::take(&mut self.pending) {
-                    self.send_append(&payload);
-                }
                 log::info!(
                     "{} call_sid={} generation={}",
                     events::REALTIME_READY,
@@ -394,6 +441,7 @@ impl Actor for RealtimeActor {
                     Ok(framed) => {
                         let (sink, stream) = framed.split();
                         ctx.add_stream(stream);
+                        let sink = CountingSink::new(sink, act.backlog.clone());
                         act.sink = Some(SinkWrite::new(sink, ctx));
                         log::info!(
                             "{} call_sid={} generation={}",
@@ -409,8 +457,8 @@ impl Actor for RealtimeActor {
                                     "no frame from the server: connection presumed dead".to_owned(),
                                     ctx,
                                 );
-                            } else if let Some(sink) = &mut act.sink {
-                                let _ = sink.write(Message::Ping(bytes::Bytes::new()));
+                            } else {
+                                act.write(Message::Ping(bytes::Bytes::new()));
                             }
                         });
                     }
@@ -427,20 +475,7 @@ impl Handler<ToRealtime> for RealtimeActor {
 
     fn handle(&mut self, msg: ToRealtime, ctx: &mut Self::Context) {
         match msg {
-            ToRealtime::Audio { payload } => {
-                if self.ready {
-                    self.send_append(&payload);
-                } else if self.pending.len() < self.max_pending {
-                    self.pending.push(payload);
-                } else {
-                    log::warn!(
-                        "{} call_sid={} held={}",
-                        events::AUDIO_DROPPED,
-                        self.call_sid,
-                        self.pending.len()
-                    );
-                }
-            }
+            ToRealtime::Audio { payload } => self.send_append(&payload),
             ToRealtime::Truncate {
                 item_id,
                 audio_end_ms,
@@ -497,11 +532,7 @@ impl StreamHandler<Result<Frame, WsProtocolError>> for RealtimeActor {
                     self.call_sid
                 ),
             },
-            Ok(Frame::Ping(payload)) => {
-                if let Some(sink) = &mut self.sink {
-                    let _ = sink.write(Message::Pong(payload));
-                }
-            }
+            Ok(Frame::Ping(payload)) => self.write(Message::Pong(payload)),
             Ok(Frame::Close(reason)) => {
                 self.fail(format!("closed by the server: {reason:?}"), ctx);
             }
@@ -514,6 +545,19 @@ impl StreamHandler<Result<Frame, WsProtocolError>> for RealtimeActor {
 
     fn finished(&mut self, ctx: &mut Self::Context) {
         self.fail("connection ended".to_owned(), ctx);
+    }
+}
+
+impl Handler<GetUpstreamStats> for RealtimeActor {
+    type Result = MessageResult<GetUpstreamStats>;
+
+    fn handle(&mut self, _msg: GetUpstreamStats, _ctx: &mut Self::Context) -> Self::Result {
+        MessageResult(UpstreamStats {
+            queued_bytes: self.backlog.bytes(),
+            appends: self.appends,
+            dropped: self.drops.total(),
+            drop_reports: self.drops.reports(),
+        })
     }
 }
 

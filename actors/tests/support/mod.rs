@@ -1,0 +1,2 @@
+//! Helpers shared by actor tests.
+pub mod realtime;
