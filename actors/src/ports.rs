@@ -12,7 +12,7 @@ use chrono::{DateTime, Utc};
 use futures_util::future::LocalBoxFuture;
 
 use crate::ids::{CallSid, TenantId};
-use crate::protocol::realtime::SessionConfig;
+use callvisor_wire::protocol::realtime::SessionConfig;
 
 /// A future returned by a port.
 pub type PortFuture<T> = LocalBoxFuture<'static, T>;

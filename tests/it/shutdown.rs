@@ -4,7 +4,7 @@
 
 use std::time::Duration;
 
-use callvisor::standins::{CallEnd, CallerSession};
+use callvisor_standins::{CallEnd, CallerSession};
 
 use crate::helpers::calls::CallWorld;
 
@@ -20,7 +20,7 @@ async fn a_graceful_shutdown_loses_nothing_that_was_said() {
         sessions.push(CallerSession::start(caller).await.unwrap());
     }
     assert!(
-        callvisor::standins::wait_until(Duration::from_secs(10), || {
+        callvisor_standins::wait_until(Duration::from_secs(10), || {
             world
                 .standins
                 .realtime

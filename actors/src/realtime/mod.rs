@@ -32,7 +32,9 @@ use crate::call::messages::{FromRealtime, RealtimeEvent, ToRealtime};
 use crate::events;
 use crate::ids::CallSid;
 use crate::ports::{RealtimeEndpoint, Role};
-use crate::protocol::realtime::{self as rt, ServerEvent, SessionConfig, MAX_REALTIME_FRAME_BYTES};
+use callvisor_wire::protocol::realtime::{
+    self as rt, ServerEvent, SessionConfig, MAX_REALTIME_FRAME_BYTES,
+};
 
 pub use session::realtime_url;
 
@@ -77,7 +79,7 @@ pub struct RealtimeActor {
     pending: Vec<ByteString>,
     /// Reused for every outgoing event's JSON.
     buf: String,
-    /// Reused for every outgoing event's bytes (see [`crate::protocol::frame_text`]).
+    /// Reused for every outgoing event's bytes (see [`callvisor_wire::protocol::frame_text`]).
     out: bytes::BytesMut,
     /// When the server was last heard from (any frame).
     last_frame: Instant,
@@ -190,7 +192,7 @@ impl RealtimeActor {
 
     /// Sends what is in `buf` as one text frame.
     fn send_buf(&mut self) {
-        let text = crate::protocol::frame_text(&mut self.out, &self.buf);
+        let text = callvisor_wire::protocol::frame_text(&mut self.out, &self.buf);
         if let Some(sink) = &mut self.sink {
             if sink.write(Message::Text(text)).is_err() {
                 log::debug!("REALTIME_WRITE_AFTER_CLOSE call_sid={}", self.call_sid);
