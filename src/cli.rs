@@ -32,38 +32,16 @@ pub enum Command {
     },
     /// Load and validate the configuration, print what is enabled, and exit.
     CheckConfig,
-    /// Serve with local stand-ins for OpenAI and Twilio, place a few simulated
-    /// calls, print their transcripts and summaries from PostgreSQL.
-    Demo {
-        /// Stop once the simulated calls are printed (otherwise serve until Ctrl-C).
-        #[arg(long)]
-        exit_after_calls: bool,
-    },
     /// Phone-number pool operations (`import`, `point --env ...`).
     Numbers {
         /// What to do with the numbers.
         #[command(subcommand)]
         command: crate::pool::ops::NumbersCommand,
     },
-    /// Benchmarks: the audio path under N concurrent calls (`audio`), transcript
-    /// persistence into PostgreSQL (`persistence`). README, "Benchmark".
-    Bench {
-        /// What to measure.
-        #[command(subcommand)]
-        command: crate::bench::BenchCommand,
-    },
 }
 
 /// Runs the command line; the process exit code comes back.
 pub fn run(cli: Cli) -> ExitCode {
-    // The demo makes its own settings (stand-in URLs, placeholder secrets).
-    if let Some(Command::Demo { exit_after_calls }) = cli.command {
-        return crate::demo::run(exit_after_calls);
-    }
-    // The benchmark starts its own processes and settings.
-    if let Some(Command::Bench { command }) = &cli.command {
-        return crate::bench::run(command.clone());
-    }
     let purpose = match cli.command {
         Some(Command::Migrate { .. } | Command::Numbers { .. }) => Purpose::Migrate,
         _ => Purpose::Serve,
@@ -129,9 +107,8 @@ pub fn run(cli: Cli) -> ExitCode {
                 }
             }
         }
-        Command::Serve | Command::Demo { .. } => serve(settings),
+        Command::Serve => serve(settings),
         Command::Numbers { command } => crate::pool::ops::run(command, settings),
-        Command::Bench { command } => crate::bench::run(command),
     }
 }
 

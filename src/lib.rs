@@ -2,19 +2,15 @@
 //! actix actors, PostgreSQL through Diesel). `main.rs` is a thin shell over
 //! this library so that tests and binaries share everything.
 
-pub mod bench;
 pub mod calls;
 pub mod campaigns;
 pub mod cli;
 pub mod clients;
 pub mod config;
 pub mod db;
-pub mod demo;
 pub mod http;
 pub mod logging;
 pub mod pool;
 pub mod secret;
 pub mod shutdown;
-pub mod signing;
-pub mod standins;
 pub mod startup;

@@ -28,7 +28,6 @@ pub mod persistence;
 pub mod phone_pool;
 pub mod pool_ports;
 pub mod ports;
-pub mod protocol;
 pub mod realtime;
 pub mod redact;
 pub mod supervisor;

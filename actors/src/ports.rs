@@ -13,7 +13,7 @@ use futures_util::future::LocalBoxFuture;
 
 pub use crate::call::audio_bounds::HoldLimits;
 use crate::ids::{CallSid, TenantId};
-use crate::protocol::realtime::SessionConfig;
+use callvisor_wire::protocol::realtime::SessionConfig;
 
 /// A future returned by a port.
 pub type PortFuture<T> = LocalBoxFuture<'static, T>;

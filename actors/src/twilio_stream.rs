@@ -28,9 +28,9 @@ use crate::call::messages::{FromTwilio, SocketId, ToTwilio};
 use crate::events;
 use crate::ids::{CallSid, StreamSid, TenantId};
 use crate::ports::StreamAuthority;
-use crate::protocol::twilio::{self, TwilioInbound};
-use crate::protocol::{frame_text, json};
 use crate::supervisor::messages::AttachStream;
+use callvisor_wire::protocol::twilio::{self, TwilioInbound};
+use callvisor_wire::protocol::{frame_text, json};
 
 /// How often liveness is checked and a ping sent.
 pub const HEARTBEAT_INTERVAL: Duration = Duration::from_secs(2);

@@ -12,8 +12,8 @@ use callvisor_actors::call::CallActor;
 use callvisor_actors::ids::{CallSid, TenantId};
 use callvisor_actors::persistence::PersistenceActor;
 use callvisor_actors::ports::*;
-use callvisor_actors::protocol::realtime::SessionConfig;
 use callvisor_actors::supervisor::messages::CallEnded;
+use callvisor_wire::protocol::realtime::SessionConfig;
 
 #[derive(Default)]
 struct Probe {

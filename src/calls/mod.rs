@@ -20,10 +20,10 @@ use callvisor_actors::events;
 use callvisor_actors::ids::CallSid;
 use callvisor_actors::persistence::PersistenceActor;
 use callvisor_actors::ports::{CallDeps, CallTuning, HoldLimits, RealtimeEndpoint};
-use callvisor_actors::protocol::realtime::SessionConfig;
 use callvisor_actors::realtime::{preopen, RealtimeActor};
 use callvisor_actors::supervisor::messages::ListCalls;
 use callvisor_actors::supervisor::CallSupervisor;
+use callvisor_wire::protocol::realtime::SessionConfig;
 
 use crate::clients::openai_rest::OpenAiRest;
 use crate::clients::twilio_rest::TwilioRest;

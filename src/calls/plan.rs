@@ -3,7 +3,7 @@
 
 use callvisor_actors::ids::{CallSid, TenantId};
 use callvisor_actors::ports::CallPlan;
-use callvisor_actors::protocol::realtime::{default_tools, SessionConfig};
+use callvisor_wire::protocol::realtime::{default_tools, SessionConfig};
 
 use crate::config::OpenAiSettings;
 use crate::db::tenants::{Prompt, Tenant};

@@ -3,7 +3,7 @@
 
 use callvisor_actors::ports::StreamAuthority;
 
-use crate::signing::stream_token::{self, StreamClaims, TokenError};
+use callvisor_wire::signing::stream_token::{self, StreamClaims, TokenError};
 
 /// Issues and checks stream tokens with one secret.
 pub struct StreamSecret {

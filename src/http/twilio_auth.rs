@@ -6,8 +6,8 @@ use callvisor_actors::events;
 use callvisor_actors::redact::Escaped;
 
 use super::error::ApiError;
-use crate::signing::twilio;
 use crate::startup::AppState;
+use callvisor_wire::signing::twilio;
 
 /// The URL Twilio requested, rebuilt from `PUBLIC_URL`.
 pub fn public_request_url(public_url: &str, req: &HttpRequest) -> String {

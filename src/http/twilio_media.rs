@@ -5,8 +5,8 @@
 
 use actix_web::{web, HttpRequest, HttpResponse};
 use actix_web_actors::ws;
-use callvisor_actors::protocol::twilio::MAX_TWILIO_FRAME_BYTES;
 use callvisor_actors::twilio_stream::TwilioStreamActor;
+use callvisor_wire::protocol::twilio::MAX_TWILIO_FRAME_BYTES;
 
 use super::error::ApiError;
 use crate::startup::AppState;

@@ -403,10 +403,10 @@ async fn transfer_dials_the_tenants_hand_off_number_by_tool_and_by_operator() {
     let admin = Admin::new(&world.app.address);
     let mut caller = world.caller();
     caller.speak_for = Duration::from_secs(4);
-    caller.end = callvisor::standins::CallEnd::Stop {
+    caller.end = callvisor_standins::CallEnd::Stop {
         after_audio: Duration::from_millis(300),
     };
-    let by_tool = callvisor::standins::CallerSession::start(caller)
+    let by_tool = callvisor_standins::CallerSession::start(caller)
         .await
         .unwrap();
     assert!(
@@ -427,7 +427,7 @@ async fn transfer_dials_the_tenants_hand_off_number_by_tool_and_by_operator() {
     // Assert 1
     let sid = by_tool.call_sid().to_owned();
     assert!(
-        callvisor::standins::wait_until(Duration::from_secs(5), || {
+        callvisor_standins::wait_until(Duration::from_secs(5), || {
             !world.standins.twilio.call_updates(&sid).is_empty()
         })
         .await

@@ -3,10 +3,10 @@
 
 use std::time::Duration;
 
-use callvisor::standins::audio::read_tag_base64;
-use callvisor::standins::realtime_script::RealtimeMode;
-use callvisor::standins::realtime_server::RealtimeConfig;
-use callvisor::standins::{place_call, CallEnd, CloseReason, StandInsConfig};
+use callvisor_standins::audio::read_tag_base64;
+use callvisor_standins::realtime_script::RealtimeMode;
+use callvisor_standins::realtime_server::RealtimeConfig;
+use callvisor_standins::{place_call, CallEnd, CloseReason, StandInsConfig};
 
 use crate::helpers::calls::CallWorld;
 

@@ -4,7 +4,7 @@
 
 use std::time::Duration;
 
-use callvisor::standins::{CallEnd, CallerSession, CloseReason};
+use callvisor_standins::{CallEnd, CallerSession, CloseReason};
 
 use callvisor::db::call_logs;
 use diesel::connection::SimpleConnection;
@@ -25,7 +25,7 @@ async fn a_second_socket_for_a_live_call_replaces_the_first_without_a_second_age
     world.wait_for_agent().await;
     let realtime = &world.standins.realtime;
     assert!(
-        callvisor::standins::wait_until(Duration::from_secs(5), || {
+        callvisor_standins::wait_until(Duration::from_secs(5), || {
             realtime.with_session(0, |s| s.appends) == Some(25)
         })
         .await,
@@ -62,7 +62,7 @@ async fn a_second_socket_for_a_live_call_replaces_the_first_without_a_second_age
     assert!(!row.ended, "the old socket's close did not end the call");
     // The call ends when the current socket stops.
     let mut buf = String::new();
-    callvisor_actors::protocol::twilio::write_stop(
+    callvisor_wire::protocol::twilio::write_stop(
         &mut buf,
         &second.stream_sid.clone(),
         99,

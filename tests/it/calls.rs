@@ -3,8 +3,8 @@
 
 use std::time::{Duration, Instant};
 
-use callvisor::standins::realtime_script::ScriptConfig;
-use callvisor::standins::{place_call, CallEnd, CallerSession, CloseReason, StandInsConfig};
+use callvisor_standins::realtime_script::ScriptConfig;
+use callvisor_standins::{place_call, CallEnd, CallerSession, CloseReason, StandInsConfig};
 
 use crate::helpers::calls::{
     transcript_pairs, CallWorld, GREETING, TENANT_NUMBER, UNKNOWN_NUMBER, UNSUBSCRIBED_NUMBER,
@@ -120,7 +120,7 @@ async fn unknown_and_unsubscribed_numbers_hang_up_without_any_session() {
 async fn barge_in_clears_at_once_and_truncates_at_what_was_heard() {
     // Arrange: a 4 s greeting streamed in real time, no caller turns.
     let config = StandInsConfig {
-        realtime: callvisor::standins::realtime_server::RealtimeConfig {
+        realtime: callvisor_standins::realtime_server::RealtimeConfig {
             script: ScriptConfig {
                 response_audio_ms: 4000,
                 caller_turn_ms: 0,
@@ -193,7 +193,7 @@ async fn a_dropped_realtime_connection_is_restored_and_the_call_goes_on() {
     let call_sid = session.call_sid().to_owned();
     // Act: the agent's connection dies after the first exchange.
     assert!(
-        callvisor::standins::wait_until(Duration::from_secs(10), || {
+        callvisor_standins::wait_until(Duration::from_secs(10), || {
             world
                 .segments(&call_sid)
                 .iter()

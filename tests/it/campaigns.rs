@@ -7,7 +7,7 @@
 use std::collections::{HashMap, HashSet};
 use std::time::{Duration, Instant};
 
-use callvisor::standins::TwilioRest;
+use callvisor_standins::TwilioRest;
 use serde_json::{json, Value};
 
 use crate::helpers::db::TestDb;

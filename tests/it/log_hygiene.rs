@@ -4,7 +4,7 @@
 
 use std::time::Duration;
 
-use callvisor::standins::{CallEnd, CallerConfig, CallerSession, StandIns, StandInsConfig};
+use callvisor_standins::{CallEnd, CallerConfig, CallerSession, StandIns, StandInsConfig};
 use diesel::connection::SimpleConnection;
 
 use crate::helpers::db::TestDb;

@@ -4,9 +4,9 @@
 
 use std::time::Duration;
 
-use callvisor::standins::realtime_script::SessionCommand;
-use callvisor::standins::realtime_server::SessionTarget;
-use callvisor::standins::{CallEnd, CallerSession, CloseReason};
+use callvisor_standins::realtime_script::SessionCommand;
+use callvisor_standins::realtime_server::SessionTarget;
+use callvisor_standins::{CallEnd, CallerSession, CloseReason};
 
 use crate::helpers::calls::CallWorld;
 use crate::helpers::raw_stream::{Ending, RawStream};

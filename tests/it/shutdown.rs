@@ -5,10 +5,10 @@
 
 use std::time::{Duration, Instant};
 
-use callvisor::standins::{CallEnd, CallerSession};
 use callvisor_actors::ids::CallSid;
 use callvisor_actors::persistence::AppendSegment;
 use callvisor_actors::ports::{Role, Segment};
+use callvisor_standins::{CallEnd, CallerSession};
 use diesel::connection::SimpleConnection;
 use diesel::sql_types::{Integer, Text};
 use diesel::{QueryableByName, RunQueryDsl};
@@ -30,7 +30,7 @@ async fn a_graceful_shutdown_loses_nothing_that_was_said() {
         sessions.push(CallerSession::start(caller).await.unwrap());
     }
     assert!(
-        callvisor::standins::wait_until(Duration::from_secs(10), || {
+        callvisor_standins::wait_until(Duration::from_secs(10), || {
             world
                 .standins
                 .realtime

@@ -3,9 +3,9 @@
 
 use std::time::Duration;
 
-use callvisor::signing::stream_token::{self, StreamClaims};
-use callvisor::standins::{place_call, CloseReason, SignatureMode};
 use callvisor_actors::twilio_stream::{TENANT_PARAMETER, TOKEN_PARAMETER};
+use callvisor_standins::{place_call, CloseReason, SignatureMode};
+use callvisor_wire::signing::stream_token::{self, StreamClaims};
 
 use crate::helpers::calls::{CallWorld, STREAM_SECRET};
 use crate::helpers::raw_stream::{Ending, RawStream};

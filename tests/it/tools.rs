@@ -4,7 +4,7 @@
 
 use std::time::Duration;
 
-use callvisor::standins::{CallEnd, CallerSession, CloseReason};
+use callvisor_standins::{CallEnd, CallerSession, CloseReason};
 use diesel::sql_types::{Jsonb, Nullable, Text};
 use diesel::{QueryableByName, RunQueryDsl};
 
@@ -80,7 +80,7 @@ async fn create_reservation_is_stored_and_answered() {
         )
         .await;
     assert!(
-        callvisor::standins::wait_until(Duration::from_secs(5), || tool_outputs(&world).len() == 2)
+        callvisor_standins::wait_until(Duration::from_secs(5), || tool_outputs(&world).len() == 2)
             .await
     );
     session.wait().await;
@@ -128,7 +128,7 @@ async fn transfer_to_human_dials_the_tenants_number_through_twilio() {
         .emit_tool_call("transfer_to_human", r#"{"reason":"wants a person"}"#)
         .await;
     assert!(
-        callvisor::standins::wait_until(Duration::from_secs(5), || {
+        callvisor_standins::wait_until(Duration::from_secs(5), || {
             !world.standins.twilio.call_updates(&call_sid).is_empty()
         })
         .await

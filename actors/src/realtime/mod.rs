@@ -40,7 +40,9 @@ use crate::call::messages::{
 use crate::events;
 use crate::ids::CallSid;
 use crate::ports::{RealtimeEndpoint, Role};
-use crate::protocol::realtime::{self as rt, ServerEvent, SessionConfig, MAX_REALTIME_FRAME_BYTES};
+use callvisor_wire::protocol::realtime::{
+    self as rt, ServerEvent, SessionConfig, MAX_REALTIME_FRAME_BYTES,
+};
 
 pub use session::realtime_url;
 use writer::{Backlog, CountingSink};
@@ -91,7 +93,7 @@ pub struct RealtimeActor {
     appends: u64,
     /// Reused for every outgoing event's JSON.
     buf: String,
-    /// Reused for every outgoing event's bytes (see [`crate::protocol::frame_text`]).
+    /// Reused for every outgoing event's bytes (see [`callvisor_wire::protocol::frame_text`]).
     out: bytes::BytesMut,
     /// When the server was last heard from (any frame).
     last_frame: Instant,
@@ -234,7 +236,7 @@ impl RealtimeActor {
 
     /// Sends what is in `buf` as one text frame.
     fn send_buf(&mut self) {
-        let text = crate::protocol::frame_text(&mut self.out, &self.buf);
+        let text = callvisor_wire::protocol::frame_text(&mut self.out, &self.buf);
         self.write(Message::Text(text));
     }
 

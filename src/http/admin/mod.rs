@@ -38,8 +38,8 @@ use uuid::Uuid;
 use callvisor_actors::events;
 
 use crate::db::{self, DbError};
-use crate::signing::constant_time_eq;
 use crate::startup::AppState;
+use callvisor_wire::signing::constant_time_eq;
 
 /// Registers the admin routes (all behind [`authenticate`]).
 pub fn routes(cfg: &mut web::ServiceConfig) {

@@ -4,7 +4,7 @@
 
 use std::time::{Duration, Instant};
 
-use callvisor::standins::{CallerConfig, StandIns, StandInsConfig};
+use callvisor_standins::{CallerConfig, StandIns, StandInsConfig};
 use diesel::connection::SimpleConnection;
 use diesel::sql_types::{BigInt, Integer, Jsonb, Nullable, Text};
 use diesel::{QueryableByName, RunQueryDsl};
@@ -135,7 +135,7 @@ impl CallWorld {
         .iter()
         .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
         .collect();
-        let signature = callvisor::signing::twilio::expected_signature(
+        let signature = callvisor_wire::signing::twilio::expected_signature(
             TWILIO_AUTH_TOKEN,
             &format!("{PUBLIC_URL}/twilio/voice"),
             &params,
@@ -148,7 +148,7 @@ impl CallWorld {
             .expect("webhook answers");
         let body = response.body().await.expect("TwiML");
         let twiml =
-            callvisor::standins::twiml::parse_twiml(std::str::from_utf8(&body).unwrap()).unwrap();
+            callvisor_standins::twiml::parse_twiml(std::str::from_utf8(&body).unwrap()).unwrap();
         let stream = twiml.connect_stream().expect("a stream").parameters.clone();
         (call_sid, stream)
     }
@@ -160,7 +160,7 @@ impl CallWorld {
     /// is live (its held frames are forwarded then).
     pub async fn wait_for_agent(&self) {
         let realtime = &self.standins.realtime;
-        let heard = callvisor::standins::wait_until(Duration::from_secs(5), || {
+        let heard = callvisor_standins::wait_until(Duration::from_secs(5), || {
             let opened = usize::try_from(realtime.sessions_opened()).unwrap_or(usize::MAX);
             (0..opened).any(|i| realtime.with_session(i, |s| s.appends > 0) == Some(true))
         })

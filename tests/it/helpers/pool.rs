@@ -8,7 +8,7 @@ use std::process::{Child, Command, Stdio};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use callvisor::standins::{TwilioRest, TwilioRestConfig};
+use callvisor_standins::{TwilioRest, TwilioRestConfig};
 use diesel::connection::SimpleConnection;
 use diesel::sql_types::{BigInt, Text};
 use diesel::{PgConnection, QueryableByName, RunQueryDsl};
@@ -243,7 +243,7 @@ pub async fn twilio_webhook(address: &str, path: &str, params: &[(&str, &str)]) 
         .iter()
         .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
         .collect();
-    let signature = callvisor::signing::twilio::expected_signature(
+    let signature = callvisor_wire::signing::twilio::expected_signature(
         TWILIO_AUTH_TOKEN,
         &format!("{PUBLIC_URL}{path}"),
         &owned,

@@ -7,7 +7,7 @@ use actix_codec::Framed;
 use awc::ws::{Codec, Frame, Message};
 use awc::BoxedSocket;
 use bytestring::ByteString;
-use callvisor_actors::protocol::twilio;
+use callvisor_wire::protocol::twilio;
 use futures_util::{SinkExt, StreamExt};
 
 /// An open media socket.

@@ -6,7 +6,7 @@
 //! timer sends the frames it missed at once and the lateness is recorded: a slow generator
 //! never silently offers less load), acknowledge each `mark` once the audio queued before
 //! it has played (a playback clock per call, as Twilio plays 8 kHz audio in real time), and
-//! `stop` at the end. Every frame carries a tag ([`crate::standins::audio`]) so its echo is
+//! `stop` at the end. Every frame carries a tag ([`callvisor_standins::audio`]) so its echo is
 //! matched: round trip, loss, reordering, duplicates and cross-talk are all seen.
 //!
 //! Cost: one task per call on a current-thread runtime per generator thread, one `write`
@@ -24,19 +24,19 @@ use std::time::{Duration, Instant};
 
 use base64::engine::general_purpose::STANDARD;
 use base64::Engine as _;
-use callvisor_actors::protocol::twilio::{self, TwilioOutbound};
+use callvisor_wire::protocol::twilio::{self, TwilioOutbound};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 use tokio::time::MissedTickBehavior;
 
 use super::echo::unix_micros;
 use super::ws;
-use crate::signing::twilio::expected_signature;
-use crate::standins::audio::{
+use callvisor_standins::audio::{
     base64_decoded_len, read_tag, tagged_frame, FrameTag, TagScanner, FRAME_MS,
 };
-use crate::standins::form::encode_form;
-use crate::standins::twiml::parse_twiml;
+use callvisor_standins::form::encode_form;
+use callvisor_standins::twiml::parse_twiml;
+use callvisor_wire::signing::twilio::expected_signature;
 
 /// Sent frames remembered for matching their echoes (20 s of audio); an echo older than
 /// that is counted as stale, i.e. lost.

@@ -387,7 +387,7 @@ fn authorized(req: &HttpRequest, config: &TwilioRestConfig) -> bool {
         return false;
     };
     let expected = format!("{}:{}", config.account_sid, config.auth_token);
-    crate::signing::constant_time_eq(&decoded, expected.as_bytes())
+    callvisor_wire::signing::constant_time_eq(&decoded, expected.as_bytes())
 }
 
 fn route(
@@ -823,7 +823,7 @@ fn available_numbers(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::standins::form::encode_form;
+    use crate::form::encode_form;
 
     fn config() -> TwilioRestConfig {
         TwilioRestConfig {

@@ -39,7 +39,7 @@ fn any_needs_escape(bytes: &[u8]) -> bool {
 }
 
 /// Appends `s` JSON-escaped, without surrounding quotes.
-pub(crate) fn push_escaped(buf: &mut String, s: &str) {
+pub fn push_escaped(buf: &mut String, s: &str) {
     let bytes = s.as_bytes();
     if !any_needs_escape(bytes) {
         buf.push_str(s);
@@ -77,20 +77,20 @@ fn hex_digit(nibble: u8) -> char {
 }
 
 /// Appends `s` as a quoted, escaped JSON string.
-pub(crate) fn push_string(buf: &mut String, s: &str) {
+pub fn push_string(buf: &mut String, s: &str) {
     buf.push('"');
     push_escaped(buf, s);
     buf.push('"');
 }
 
 /// Appends a decimal number (no allocation: `fmt` writes straight into the buffer).
-pub(crate) fn push_u64(buf: &mut String, n: u64) {
+pub fn push_u64(buf: &mut String, n: u64) {
     // Writing to a `String` cannot fail.
     let _ = write!(buf, "{n}");
 }
 
 /// Appends a number as a quoted JSON string, the way Twilio sends counters.
-pub(crate) fn push_u64_string(buf: &mut String, n: u64) {
+pub fn push_u64_string(buf: &mut String, n: u64) {
     buf.push('"');
     push_u64(buf, n);
     buf.push('"');

@@ -1,4 +1,4 @@
-//! `callvisor demo`: the whole call path on a laptop. It starts the local
+//! `callvisor-dev demo`: the whole call path on a laptop. It starts the local
 //! stand-ins (OpenAI Realtime and REST, Twilio REST), seeds demo tenants,
 //! serves on `PORT` exactly as `serve` does, places a few simulated Twilio
 //! calls through the real webhook and media socket, prints each call's
@@ -14,9 +14,9 @@ use diesel::{Connection, PgConnection, QueryableByName, RunQueryDsl};
 
 use callvisor_actors::events;
 
-use crate::config::{self, EnvVars, Purpose, Settings};
-use crate::standins::{place_call, CallEnd, CallerConfig, StandIns};
-use crate::startup::Application;
+use callvisor::config::{self, EnvVars, Purpose, Settings};
+use callvisor::startup::Application;
+use callvisor_standins::{place_call, CallEnd, CallerConfig, StandIns};
 
 /// Prints a line to stdout; a closed pipe (`| head`) is not an error worth a panic.
 macro_rules! out {
@@ -135,7 +135,7 @@ async fn demo(exit_after_calls: bool) -> Result<(), String> {
     callvisor_actors::tls::install_provider();
     let standins = StandIns::start().await.map_err(|e| e.to_string())?;
     let settings = demo_settings(&standins)?;
-    let _ = crate::logging::init(settings.logging.dir.as_deref());
+    let _ = callvisor::logging::init(settings.logging.dir.as_deref());
     let url = settings
         .database
         .url
@@ -162,7 +162,7 @@ async fn demo(exit_after_calls: bool) -> Result<(), String> {
             .await
             .map_err(|e| e.to_string())??;
     }
-    out!("\ncallvisor demo: serving on {address} (readiness: {address}/readyz)\n");
+    out!("\ncallvisor-dev demo: serving on {address} (readiness: {address}/readyz)\n");
 
     let calls = TENANTS.iter().enumerate().map(|(i, (number, ..))| {
         let mut caller = CallerConfig::new(format!("{address}/twilio/voice"), auth_token.clone());

@@ -7,7 +7,7 @@ use std::time::Duration;
 use actix::{Actor, ActorContext, StreamHandler};
 use actix_web::{web, App, HttpRequest, HttpResponse, HttpServer};
 use actix_web_actors::ws;
-use callvisor_actors::protocol::twilio::{
+use callvisor_wire::protocol::twilio::{
     parse_inbound, write_clear, write_mark, write_media, TwilioInbound,
 };
 
@@ -154,7 +154,7 @@ async fn voice(req: HttpRequest, body: web::Bytes) -> HttpResponse {
         .get("X-Twilio-Signature")
         .and_then(|v| v.to_str().ok())
         .unwrap_or_default();
-    if !crate::signing::twilio::verify(TOKEN, PUBLIC_VOICE_URL, &params, signature) {
+    if !callvisor_wire::signing::twilio::verify(TOKEN, PUBLIC_VOICE_URL, &params, signature) {
         return HttpResponse::Forbidden().finish();
     }
     let mode = form_value(&params, "CallerCountry")

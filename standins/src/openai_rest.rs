@@ -244,7 +244,7 @@ fn answer(
     let authorized = match (bearer, expected_key.as_deref()) {
         (None, _) => false,
         (Some(given), Some(expected)) => {
-            crate::signing::constant_time_eq(given.as_bytes(), expected.as_bytes())
+            callvisor_wire::signing::constant_time_eq(given.as_bytes(), expected.as_bytes())
         }
         (Some(_), None) => true,
     };

@@ -1,7 +1,7 @@
 //! `bench pool`: number-pool allocate + release cycles per second with several instances
 //! on one database. Each instance is a thread with its own connection pool and instance
 //! id (what separate processes would have); its workers claim a number
-//! ([`crate::db::numbers::claim`], `SKIP LOCKED`) and release it, as fast as they can. A
+//! ([`callvisor::db::numbers::claim`], `SKIP LOCKED`) and release it, as fast as they can. A
 //! number given to a second holder while the first holds it is a double allocation, seen
 //! two ways: a claim returning a number another worker of any instance registered as held,
 //! or a release finding its lease gone (taken from under its holder).
@@ -18,7 +18,7 @@ use diesel::{QueryableByName, RunQueryDsl};
 use uuid::Uuid;
 
 use super::{out, ScratchDb};
-use crate::db::{self, migrate, numbers};
+use callvisor::db::{self, migrate, numbers};
 
 /// `bench pool` options.
 #[derive(Debug, Clone, Args)]
@@ -184,7 +184,7 @@ pub fn run(args: &PoolArgs) -> Result<(), String> {
             .get_result(&mut conn)
             .map_err(|e| e.to_string())?;
     drop(conn);
-    out!("== callvisor bench pool");
+    out!("== callvisor-dev bench pool");
     out!(
         "setup      {} instances × {} workers on one database, {} numbers",
         args.instances,

@@ -12,11 +12,11 @@ use std::time::Duration;
 
 use base64::engine::general_purpose::STANDARD;
 use base64::Engine as _;
-use callvisor_actors::protocol::realtime::{
+use callvisor_wire::protocol::realtime::{
     self as rt, parse_client_event, ClientEvent, SessionUpdateInfo, Usage,
     GREETING_INSTRUCTIONS_PREFIX,
 };
-use callvisor_actors::protocol::ProtocolError;
+use callvisor_wire::protocol::ProtocolError;
 use serde::Serialize;
 use serde_json::{json, Value};
 
@@ -1006,13 +1006,13 @@ impl Conversation {
 
 #[cfg(test)]
 mod tests {
-    use callvisor_actors::protocol::realtime::{
+    use callvisor_wire::protocol::realtime::{
         parse_server_event, session_update_json, write_greeting, write_input_audio_append,
         write_truncate, ServerEvent, SessionConfig,
     };
 
     use super::*;
-    use crate::standins::audio::tagged_frame_base64;
+    use crate::audio::tagged_frame_base64;
 
     fn conversation(mode: RealtimeMode, script: ScriptConfig) -> (Conversation, SessionRecord) {
         (

@@ -1,8 +1,8 @@
 //! The benchmark's Realtime stand-in: a lean echo server speaking the OpenAI Realtime GA
-//! wire format, run as its own process (`callvisor bench echo-server`) so that its CPU is
+//! wire format, run as its own process (`callvisor-dev bench echo-server`) so that its CPU is
 //! measured apart from the bridge's.
 //!
-//! Why not the test stand-in ([`crate::standins::RealtimeServer`] in echo mode): that one
+//! Why not the test stand-in ([`callvisor_standins::RealtimeServer`] in echo mode): that one
 //! validates every event with a full parse, keeps each appended payload for order checks
 //! and takes a mutex per frame. Right for tests, but at 300 calls it would compete with the
 //! bridge for the same two cores. This one answers `session.update` with
@@ -20,14 +20,14 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{SystemTime, UNIX_EPOCH};
 
-use callvisor_actors::protocol::realtime::{self as rt, ClientEvent};
+use callvisor_wire::protocol::realtime::{self as rt, ClientEvent};
 use serde::{Deserialize, Serialize};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 use tokio::sync::mpsc;
 
 use super::ws;
-use crate::standins::audio::read_tag_base64;
+use callvisor_standins::audio::read_tag_base64;
 
 /// The exact prefix callvisor's (and most bridges') append starts with: the fast path.
 const APPEND_PREFIX: &str = "{\"type\":\"input_audio_buffer.append\",\"audio\":\"";

@@ -8,7 +8,7 @@ use std::net::SocketAddr;
 use std::process::ExitCode;
 use std::time::Duration;
 
-use callvisor::standins::{
+use callvisor_standins::{
     place_call, CallEnd, CallerConfig, RealtimeMode, SignatureMode, StandIns, StandInsConfig,
 };
 use clap::{Parser, Subcommand, ValueEnum};

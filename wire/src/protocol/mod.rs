@@ -24,7 +24,7 @@
 
 use std::fmt::Write as _;
 
-pub(crate) mod json;
+pub mod json;
 pub mod realtime;
 pub mod twilio;
 

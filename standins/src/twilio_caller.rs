@@ -30,7 +30,7 @@ use awc::ws::{CloseCode, CloseReason as WsCloseReason, Frame, Message};
 use base64::engine::general_purpose::STANDARD;
 use base64::Engine as _;
 use bytestring::ByteString;
-use callvisor_actors::protocol::twilio::{
+use callvisor_wire::protocol::twilio::{
     parse_outbound_with_sid, write_connected, write_dtmf, write_inbound_mark, write_inbound_media,
     write_start, write_stop, TwilioOutbound,
 };
@@ -44,7 +44,7 @@ use super::form::encode_form;
 use super::playback::Playback;
 use super::server::{lock, new_sid, wait_until};
 use super::twiml::{parse_twiml, Twiml};
-use crate::signing::twilio::{expected_signature, SIGNATURE_HEADER};
+use callvisor_wire::signing::twilio::{expected_signature, SIGNATURE_HEADER};
 
 /// WebSocket frame limit: the engine may forward a large audio delta as one `media`.
 const WS_FRAME_LIMIT: usize = 8 * 1024 * 1024;
@@ -1237,7 +1237,7 @@ mod tests {
 
     fn media_json(stream_sid: &str, bytes: &[u8]) -> String {
         let mut text = String::new();
-        callvisor_actors::protocol::twilio::write_media(
+        callvisor_wire::protocol::twilio::write_media(
             &mut text,
             stream_sid,
             &STANDARD.encode(bytes),
@@ -1293,11 +1293,11 @@ mod tests {
         let audio = [0x9Fu8; 800];
         rec.engine_text(&media_json("MZ1", &audio), at(0));
         let mut mark = String::new();
-        callvisor_actors::protocol::twilio::write_mark(&mut mark, "MZ1", "resp_1:1");
+        callvisor_wire::protocol::twilio::write_mark(&mut mark, "MZ1", "resp_1:1");
         rec.engine_text(&mark, at(1));
         rec.engine_text(&media_json("MZ1", &audio), at(2));
         let mut mark2 = String::new();
-        callvisor_actors::protocol::twilio::write_mark(&mut mark2, "MZ1", "resp_1:2");
+        callvisor_wire::protocol::twilio::write_mark(&mut mark2, "MZ1", "resp_1:2");
         rec.engine_text(&mark2, at(3));
 
         // Assert: the first mark is due when its 100 ms have played.
@@ -1307,7 +1307,7 @@ mod tests {
 
         // Act: barge-in at 150 ms.
         let mut clear = String::new();
-        callvisor_actors::protocol::twilio::write_clear(&mut clear, "MZ1");
+        callvisor_wire::protocol::twilio::write_clear(&mut clear, "MZ1");
         let released = rec.engine_text(&clear, at(150));
 
         // Assert
@@ -1328,14 +1328,14 @@ mod tests {
         let at = |ms: u64| start + Duration::from_millis(ms);
         let mut mark = String::new();
         rec.engine_text(&media_json("MZ1", &[0x9F; 800]), at(0));
-        callvisor_actors::protocol::twilio::write_mark(&mut mark, "MZ1", "m1");
+        callvisor_wire::protocol::twilio::write_mark(&mut mark, "MZ1", "m1");
         rec.engine_text(&mark, at(0));
         rec.engine_text(&media_json("MZ1", &[0x9F; 800]), at(0));
         mark.clear();
-        callvisor_actors::protocol::twilio::write_mark(&mut mark, "MZ1", "m2");
+        callvisor_wire::protocol::twilio::write_mark(&mut mark, "MZ1", "m2");
         rec.engine_text(&mark, at(0));
         let mut clear = String::new();
-        callvisor_actors::protocol::twilio::write_clear(&mut clear, "MZ1");
+        callvisor_wire::protocol::twilio::write_clear(&mut clear, "MZ1");
         // m1 became due at 100 ms but the timer has not run yet when the clear arrives.
         let acks = rec.engine_text(&clear, at(150));
         assert_eq!(acks, [("m1".to_owned(), false), ("m2".to_owned(), true)]);

@@ -15,7 +15,7 @@ use std::time::Duration;
 use actix::{Actor, ActorContext, Addr, AsyncContext, Handler, SpawnHandle, StreamHandler};
 use actix_web::{web, App, HttpRequest, HttpResponse, HttpServer};
 use actix_web_actors::ws;
-use callvisor_actors::protocol::realtime::MAX_REALTIME_CLIENT_FRAME_BYTES;
+use callvisor_wire::protocol::realtime::MAX_REALTIME_CLIENT_FRAME_BYTES;
 use serde_json::json;
 
 use super::realtime_script::Conversation;
@@ -525,14 +525,14 @@ mod tests {
 
     use awc::error::WsProtocolError;
     use awc::ws::{Frame, Message};
-    use callvisor_actors::protocol::realtime::{
+    use callvisor_wire::protocol::realtime::{
         session_update_json, write_greeting, write_input_audio_append, SessionConfig,
     };
     use futures_util::{Sink, SinkExt as _, Stream, StreamExt as _};
     use serde_json::Value;
 
     use super::*;
-    use crate::standins::audio::{read_tag_base64, tagged_frame_base64};
+    use crate::audio::{read_tag_base64, tagged_frame_base64};
 
     const WAIT: Duration = Duration::from_secs(5);
 

@@ -1,4 +1,4 @@
-//! `callvisor bench`: the shipped benchmark.
+//! `callvisor-dev bench`: the shipped benchmark.
 //!
 //! `bench audio` measures the audio path the way production runs it: three processes on
 //! one machine, so that each one's CPU is its own. The bridge (`callvisor serve`, this
@@ -35,7 +35,7 @@ use clap::{Args, Subcommand};
 use diesel::connection::SimpleConnection;
 use diesel::{Connection, PgConnection};
 
-use crate::standins::audio::FRAME_MS;
+use callvisor_standins::audio::FRAME_MS;
 use loadgen::{CallPlan, Control, LoadConfig};
 use procstat::ProcSample;
 use report::{AudioReport, ProcUse};
@@ -320,16 +320,39 @@ fn seed_tenants(url: &str, n: usize) -> Result<Vec<String>, String> {
     Ok(numbers)
 }
 
-/// Starts this binary with `args`; `wrap` is a command prefix for profiling
+/// Which program a benchmark process runs.
+#[derive(Debug, Clone, Copy)]
+enum Program {
+    /// The service's own binary, `callvisor`, built beside this one (same target directory).
+    Service,
+    /// This binary (`callvisor-dev`), e.g. for the echo stand-in.
+    Own,
+}
+
+/// Starts `program` with `args`; `wrap` is a command prefix for profiling
 /// (`BENCH_SERVER_WRAP="valgrind --tool=callgrind"`), split on spaces.
-fn spawn_self(
+fn spawn(
+    program: Program,
     name: &'static str,
     args: &[&str],
     envs: &[(&str, String)],
     log: Option<&PathBuf>,
     wrap: Option<&str>,
 ) -> Result<Process, String> {
-    let exe = std::env::current_exe().map_err(|e| e.to_string())?;
+    let own = std::env::current_exe().map_err(|e| e.to_string())?;
+    let exe = match program {
+        Program::Own => own,
+        Program::Service => {
+            let service = own.with_file_name("callvisor");
+            if !service.exists() {
+                return Err(format!(
+                    "{} not found: build it first (`cargo build --bin callvisor`, as scripts/bench does)",
+                    service.display()
+                ));
+            }
+            service
+        }
+    };
     let mut prefix = wrap.unwrap_or_default().split_whitespace();
     let mut command = match prefix.next() {
         Some(program) => {
@@ -440,7 +463,8 @@ fn start_bridge(args: &AudioArgs, echo_port: u16) -> Result<Bridge, String> {
         envs.push(("LOG_DIR", String::new()));
     }
     let wrap = std::env::var("BENCH_SERVER_WRAP").ok();
-    let process = spawn_self(
+    let process = spawn(
+        Program::Service,
         "callvisor serve",
         &["serve"],
         &envs,
@@ -490,7 +514,8 @@ fn audio(args: &AudioArgs) -> Result<bool, String> {
         args.echo_port
     };
     let echo_addr = SocketAddr::from(([127, 0, 0, 1], echo_port));
-    let mut echo = spawn_self(
+    let mut echo = spawn(
+        Program::Own,
         "echo stand-in",
         &[
             "bench",

@@ -16,8 +16,8 @@ use diesel::sql_types::BigInt;
 use diesel::{QueryableByName, RunQueryDsl};
 
 use super::{out, ScratchDb};
-use crate::calls::store::DbTranscriptSink;
-use crate::db::{self, migrate};
+use callvisor::calls::store::DbTranscriptSink;
+use callvisor::db::{self, migrate};
 
 /// `bench persistence` options.
 #[derive(Debug, Clone, Args)]
@@ -109,7 +109,7 @@ pub fn run(args: &PersistenceArgs) -> Result<(), String> {
         .map_err(|e| e.to_string())?;
     drop(conn);
     let rate = total as f64 / elapsed.as_secs_f64().max(1e-9);
-    out!("== callvisor bench persistence");
+    out!("== callvisor-dev bench persistence");
     out!(
         "segments   {total} over {calls} calls, batch size {}, flush interval {} ms",
         args.batch_size,

@@ -273,7 +273,7 @@ impl AudioReport {
             _ => "not measured".to_owned(),
         };
         out!(
-            "== callvisor bench audio: {} ({} calls, preopen={})",
+            "== callvisor-dev bench audio: {} ({} calls, preopen={})",
             self.bridge,
             self.calls_attempted,
             self.preopen
