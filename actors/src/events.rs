@@ -29,7 +29,7 @@ pub const CALL_ENDED: &str = "CALL_ENDED";
 /// A call nobody heart-beat any more (its instance died, Twilio's final status
 /// never came) was finished from what the database holds.
 pub const CALL_HEARTBEAT_LOST: &str = "CALL_HEARTBEAT_LOST";
-/// The voice webhook refused a call (unknown number, unsubscribed, over limit, bad signature).
+/// The voice webhook refused a call (unknown number, unsubscribed, over limit, call already ended, bad signature).
 pub const CALL_REJECTED: &str = "CALL_REJECTED";
 /// A call's plan could not be loaded; the call ends.
 pub const CALL_SETUP_FAILED: &str = "CALL_SETUP_FAILED";

@@ -20,3 +20,4 @@ mod pool;
 mod shutdown;
 mod stream_auth;
 mod tools;
+mod webhooks;
