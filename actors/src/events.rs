@@ -155,3 +155,6 @@ pub const CAMPAIGN_RUNNER_FAILED: &str = "CAMPAIGN_RUNNER_FAILED";
 pub const ADMIN_ACTION: &str = "ADMIN_ACTION";
 /// An admin request was refused for its credentials.
 pub const ADMIN_AUTH_FAILED: &str = "ADMIN_AUTH_FAILED";
+/// A source went over a rate limit (`class=`, `source=`): its first refusal,
+/// then one line per window with the count refused meanwhile (sampled).
+pub const RATE_LIMITED: &str = "RATE_LIMITED";

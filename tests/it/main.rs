@@ -17,6 +17,7 @@ mod malformed;
 mod migrations;
 mod multi_instance;
 mod pool;
+mod rate_limits;
 mod shutdown;
 mod stream_auth;
 mod tools;
