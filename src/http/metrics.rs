@@ -71,6 +71,12 @@ pub async fn metrics(state: web::Data<AppState>) -> HttpResponse {
         state.readiness.checks(),
     );
     metric(
+        "callvisor_rate_limited_total",
+        "counter",
+        "Requests refused by a rate limit (429).",
+        state.rate_limits.refused_total(),
+    );
+    metric(
         "callvisor_rate_limit_sources",
         "gauge",
         "Source addresses holding a rate-limit bucket.",

@@ -114,7 +114,7 @@ async fn a_burst_over_the_twilio_limit_is_429_with_retry_after_on_every_twilio_p
         let answer = send(&app.address, method, path, None, None).await;
         assert_limited(&answer, path);
     }
-    // Other classes are not spent by it.
+    // Other classes are not spent by it, and the refusals are counted.
     assert_eq!(
         send(&app.address, "GET", "/readyz", None, None)
             .await
@@ -126,6 +126,16 @@ async fn a_burst_over_the_twilio_limit_is_429_with_retry_after_on_every_twilio_p
             .await
             .status,
         200
+    );
+    let mut metrics = awc::Client::new()
+        .get(format!("{}/metrics", app.address))
+        .send()
+        .await
+        .unwrap();
+    let text = String::from_utf8(metrics.body().await.unwrap().to_vec()).unwrap();
+    assert!(
+        text.contains("\ncallvisor_rate_limited_total 5\n"),
+        "{text}"
     );
     app.shutdown.shutdown().await;
 }

@@ -19,6 +19,7 @@ pub mod bucket;
 pub mod sample;
 
 use std::net::{IpAddr, Ipv4Addr};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Weak};
 use std::time::{Duration, Instant};
 
@@ -116,6 +117,7 @@ pub struct RateLimits {
     trusted_proxies: Vec<IpNet>,
     log_window: Duration,
     clock: MonotonicClock,
+    refused_total: AtomicU64,
 }
 
 impl RateLimits {
@@ -144,6 +146,7 @@ impl RateLimits {
             trusted_proxies,
             log_window,
             clock: MonotonicClock,
+            refused_total: AtomicU64::new(0),
         }
     }
 
@@ -226,6 +229,7 @@ impl RateLimits {
     }
 
     fn refused(&self, class: Class, sampler: &Sampler<Instant>, source: IpAddr, r: &RateLimited) {
+        self.refused_total.fetch_add(1, Ordering::Relaxed);
         if let Some(line) = sampler.record(source) {
             self.log(class, &line, Some(r.retry_after_s));
         }
@@ -249,6 +253,11 @@ impl RateLimits {
                 events::RATE_LIMITED
             ),
         }
+    }
+
+    /// Requests refused so far, all classes (`/metrics`).
+    pub fn refused_total(&self) -> u64 {
+        self.refused_total.load(Ordering::Relaxed)
     }
 
     /// Sources tracked across classes (the memory the limits hold).
