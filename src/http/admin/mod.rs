@@ -7,9 +7,10 @@
 //! ones. Wrong tokens spend a per-source bucket of their own
 //! (`rate_limits.admin_failures_*`): a source that empties it is refused
 //! (429) whatever token it sends until its next guess is due, while other
-//! sources, and a correct token, spend nothing of it. Every change is written to `audit_log` (who, what, on what, with
-//! which details) in the same transaction as the change when the change is
-//! in the database, and logged as `ADMIN_ACTION`. Errors are
+//! sources, and a correct token, spend nothing of it. Every change is
+//! written to `audit_log` (who, what, on what, with which details) in the
+//! same transaction as the change when the change is in the database, and
+//! logged as `ADMIN_ACTION`. Errors are
 //! `{"error": "<stable_code>", "message": "..."}` ([`AdminError`]); bad input
 //! changes nothing.
 //!
