@@ -73,6 +73,10 @@ pub struct AppState {
     pub calls: CallSystem,
     /// The phone-number pool (PhonePoolActor) and the campaign runner.
     pub pool: crate::pool::PoolSystem,
+    /// Per-source token buckets of every endpoint class (one set per instance).
+    pub rate_limits: Arc<crate::http::rate_limit::RateLimits>,
+    /// `/readyz`'s cached database answer.
+    pub readiness: crate::http::readiness::ReadinessCache,
 }
 
 /// A built, listening, not yet serving service.
@@ -126,6 +130,11 @@ impl Application {
         let instance_id = instance_id();
         let calls = CallSystem::start(&settings, db.clone(), &instance_id);
         let pool = crate::pool::PoolSystem::start(&settings, db.clone(), &instance_id);
+        let rate_limits = Arc::new(crate::http::rate_limit::RateLimits::new(
+            &settings.rate_limits,
+            settings.server.trusted_proxies.clone(),
+        ));
+        rate_limits.spawn_sweeper();
         let state = web::Data::new(AppState {
             settings: Arc::new(settings.clone()),
             db,
@@ -135,6 +144,8 @@ impl Application {
             expected_migration: migrate::latest_version(),
             calls,
             pool,
+            rate_limits,
+            readiness: crate::http::readiness::ReadinessCache::default(),
         });
 
         let addr = format!("{}:{}", settings.server.host, settings.server.port);

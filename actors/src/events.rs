@@ -34,7 +34,7 @@ pub const CALL_MAX_DURATION: &str = "CALL_MAX_DURATION";
 /// A call nobody heart-beat any more (its instance died, Twilio's final status
 /// never came) was finished from what the database holds.
 pub const CALL_HEARTBEAT_LOST: &str = "CALL_HEARTBEAT_LOST";
-/// The voice webhook refused a call (unknown number, unsubscribed, over limit, bad signature).
+/// The voice webhook refused a call (unknown number, unsubscribed, over limit, call already ended, bad signature).
 pub const CALL_REJECTED: &str = "CALL_REJECTED";
 /// A call's plan could not be loaded; the call ends.
 pub const CALL_SETUP_FAILED: &str = "CALL_SETUP_FAILED";
@@ -170,3 +170,6 @@ pub const CAMPAIGN_RUNNER_FAILED: &str = "CAMPAIGN_RUNNER_FAILED";
 pub const ADMIN_ACTION: &str = "ADMIN_ACTION";
 /// An admin request was refused for its credentials.
 pub const ADMIN_AUTH_FAILED: &str = "ADMIN_AUTH_FAILED";
+/// A source went over a rate limit (`class=`, `source=`): its first refusal,
+/// then one line per window with the count refused meanwhile (sampled).
+pub const RATE_LIMITED: &str = "RATE_LIMITED";

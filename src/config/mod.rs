@@ -76,6 +76,7 @@ pub struct Settings {
     pub pool: PoolSettings,
     pub campaigns: CampaignSettings,
     pub logging: LoggingSettings,
+    pub rate_limits: RateLimitSettings,
 }
 
 fn default_env() -> AppEnv {
@@ -105,6 +106,9 @@ pub struct ServerSettings {
     pub workers: usize,
     pub max_body_bytes: usize,
     pub shutdown_timeout_seconds: u64,
+    /// Load balancers whose `X-Forwarded-For` names the client (IPs or CIDRs).
+    #[serde(deserialize_with = "network_list")]
+    pub trusted_proxies: Vec<ipnet::IpNet>,
 }
 
 /// PostgreSQL.
@@ -278,6 +282,48 @@ pub struct CampaignSettings {
 pub struct LoggingSettings {
     #[serde(deserialize_with = "non_empty")]
     pub dir: Option<String>,
+}
+
+/// Per-source token buckets (every key is documented in `config/default.toml`):
+/// a refill rate per second and a bucket size per class; a rate of 0 is off.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RateLimitSettings {
+    /// `/twilio/*` and its legacy aliases (media sockets at upgrade).
+    pub twilio_per_second: f64,
+    pub twilio_burst: u32,
+    /// `/openai/webhook`, `/stripe/webhook`.
+    pub webhooks_per_second: f64,
+    pub webhooks_burst: u32,
+    /// Every `/admin` request.
+    pub admin_per_second: f64,
+    pub admin_burst: u32,
+    /// Wrong admin tokens only.
+    pub admin_failures_per_second: f64,
+    pub admin_failures_burst: u32,
+    /// `/readyz`, `/metrics`.
+    pub probes_per_second: f64,
+    pub probes_burst: u32,
+    /// `RATE_LIMITED` lines: one per source per this many seconds, with a count.
+    pub log_sample_seconds: u64,
+}
+
+/// Deserializes a comma-separated list of IP addresses and CIDR networks.
+fn network_list<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Vec<ipnet::IpNet>, D::Error> {
+    let value = String::deserialize(d)?;
+    let mut networks = Vec::new();
+    for entry in value.split(',').map(str::trim).filter(|e| !e.is_empty()) {
+        let network = entry
+            .parse::<ipnet::IpNet>()
+            .or_else(|_| entry.parse::<std::net::IpAddr>().map(ipnet::IpNet::from))
+            .map_err(|_| {
+                serde::de::Error::custom(format!(
+                    "{entry:?} in server.trusted_proxies is not an IP address or CIDR network"
+                ))
+            })?;
+        networks.push(network.trunc());
+    }
+    Ok(networks)
 }
 
 /// Deserializes a comma-separated list of plans (`standard`, `enterprise`).

@@ -204,7 +204,43 @@ pub fn validate(s: &Settings, purpose: Purpose) -> Vec<ConfigIssue> {
             ));
         }
     }
+    check_rate_limits(&mut issues, &s.rate_limits);
     issues
+}
+
+/// Each class's rate is 0 (off) or a sane positive number with a bucket of at least 1.
+fn check_rate_limits(issues: &mut Vec<ConfigIssue>, r: &super::RateLimitSettings) {
+    let classes = [
+        ("twilio", r.twilio_per_second, r.twilio_burst),
+        ("webhooks", r.webhooks_per_second, r.webhooks_burst),
+        ("admin", r.admin_per_second, r.admin_burst),
+        (
+            "admin_failures",
+            r.admin_failures_per_second,
+            r.admin_failures_burst,
+        ),
+        ("probes", r.probes_per_second, r.probes_burst),
+    ];
+    for (class, rate, burst) in classes {
+        if !(rate == 0.0 || (0.001..=1_000_000.0).contains(&rate)) {
+            issues.push(ConfigIssue::new(
+                variable_for("rate_limits", &format!("{class}_per_second")),
+                format!("expected 0 (off) or a rate between 0.001 and 1000000, got {rate}"),
+            ));
+        }
+        if rate > 0.0 && burst == 0 {
+            issues.push(ConfigIssue::new(
+                variable_for("rate_limits", &format!("{class}_burst")),
+                "must be at least 1 while the class is on",
+            ));
+        }
+    }
+    if r.log_sample_seconds == 0 {
+        issues.push(ConfigIssue::new(
+            variable_for("rate_limits", "log_sample_seconds"),
+            "must be at least 1",
+        ));
+    }
 }
 
 fn is_set(s: &Settings, section: &str, key: &str) -> bool {

@@ -49,12 +49,22 @@ pub enum Admission {
         /// The limit.
         limit: i32,
     },
+    /// The call already ended: the webhook is a replay (Twilio's signatures
+    /// carry no timestamp, so a recorded request stays valid) or came after
+    /// the call's end. Nothing may be opened for it.
+    Ended,
 }
 
 #[derive(QueryableByName)]
 struct Limit {
     #[diesel(sql_type = Integer)]
     max_concurrent_calls: i32,
+}
+
+#[derive(QueryableByName)]
+struct Ended {
+    #[diesel(sql_type = diesel::sql_types::Bool)]
+    ended: bool,
 }
 
 #[derive(QueryableByName)]
@@ -66,11 +76,23 @@ struct Count {
 /// Opens a call if its tenant is under its concurrency limit, atomically
 /// across instances: the tenant's row is locked first, so concurrent webhooks
 /// for one tenant count one after the other (each statement after the lock
-/// sees the rows committed before it).
+/// sees the rows committed before it). A call whose row has ended is
+/// [`Admission::Ended`], whatever the limit: an end is final.
 pub async fn open(conn: &mut AsyncPgConnection, call: NewCall<'_>) -> Result<Admission, DbError> {
     let call = call.clone();
     conn.transaction::<_, diesel::result::Error, _>(async move |conn| {
         {
+            // Checked before the limit, so a replay hears a hang-up, not "busy".
+            let ended: Ended = diesel::sql_query(
+                "SELECT EXISTS (SELECT 1 FROM call_logs
+                                WHERE call_sid = $1 AND ended_at IS NOT NULL) AS ended",
+            )
+            .bind::<Text, _>(call.call_sid)
+            .get_result(&mut *conn)
+            .await?;
+            if ended.ended {
+                return Ok(Admission::Ended);
+            }
             let limit: Limit = diesel::sql_query(
                 "SELECT max_concurrent_calls FROM profiles WHERE id = $1 FOR UPDATE",
             )
@@ -92,8 +114,9 @@ pub async fn open(conn: &mut AsyncPgConnection, call: NewCall<'_>) -> Result<Adm
                     limit: limit.max_concurrent_calls,
                 });
             }
-            // A retried webhook for the same call finds its row and refreshes it.
-            diesel::sql_query(
+            // A retried webhook for the same call finds its row and refreshes it;
+            // a row that ended since the check above is left alone (0 rows).
+            let written = diesel::sql_query(
                 "INSERT INTO call_logs
                      (call_sid, user_id, caller_number, recipient_number, direction, channel,
                       status, instance_id, heartbeat_at)
@@ -109,7 +132,11 @@ pub async fn open(conn: &mut AsyncPgConnection, call: NewCall<'_>) -> Result<Adm
             .bind::<Text, _>(call.instance_id)
             .execute(&mut *conn)
             .await?;
-            Ok(Admission::Admitted)
+            Ok(if written == 0 {
+                Admission::Ended
+            } else {
+                Admission::Admitted
+            })
         }
     })
     .await

@@ -65,6 +65,24 @@ pub async fn metrics(state: web::Data<AppState>) -> HttpResponse {
         stats.buffered as u64,
     );
     metric(
+        "callvisor_readiness_db_checks_total",
+        "counter",
+        "Database checks made by /readyz (its answer is reused for a second).",
+        state.readiness.checks(),
+    );
+    metric(
+        "callvisor_rate_limited_total",
+        "counter",
+        "Requests refused by a rate limit (429).",
+        state.rate_limits.refused_total(),
+    );
+    metric(
+        "callvisor_rate_limit_sources",
+        "gauge",
+        "Source addresses holding a rate-limit bucket.",
+        state.rate_limits.tracked_sources() as u64,
+    );
+    metric(
         "callvisor_draining",
         "gauge",
         "1 once shutdown began.",

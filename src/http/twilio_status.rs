@@ -2,7 +2,8 @@
 //! (`completed`, `busy`, `no-answer`, `failed`, `canceled`) finishes the call's
 //! log if the call's own end has not already (whichever comes first; the
 //! other changes nothing but the transcript, rebuilt from stored segments),
-//! and ends the call's actors if it is live on this instance.
+//! and ends the call's actors if it is live on this instance. A signed
+//! callback without `CallSid` or `CallStatus` is a 400.
 
 use actix_web::{web, HttpRequest, HttpResponse};
 use callvisor_actors::events;
@@ -41,9 +42,13 @@ pub async fn status(
     let call_sid = get("CallSid")
         .and_then(|s| CallSid::parse(s).ok())
         .ok_or_else(|| ApiError::BadRequest("CallSid is missing or malformed".into()))?;
-    let Some(status) = get("CallStatus").filter(|s| FINAL.contains(s)) else {
+    let status = get("CallStatus")
+        .filter(|s| !s.is_empty())
+        .ok_or_else(|| ApiError::BadRequest("CallStatus is missing".into()))?;
+    // Progress callbacks (`ringing`, `in-progress`, ...) change nothing.
+    if !FINAL.contains(&status) {
         return Ok(HttpResponse::NoContent().finish());
-    };
+    }
     let duration = get("CallDuration")
         .and_then(|d| d.parse::<i32>().ok())
         .filter(|d| *d >= 0);

@@ -2,8 +2,11 @@
 //! Twilio's voice webhook. Signature checked; tenant found by `To`; an unknown
 //! number or an unsubscribed tenant gets a hang-up and **nothing** is opened
 //! for it; a tenant at its concurrency limit (counted across all instances)
-//! hears a short busy message; otherwise the call is registered and answered
-//! with a media stream carrying the tenant and a signed stream token.
+//! hears a short busy message; a call that already ended (a replayed webhook:
+//! Twilio's signatures carry no timestamp) gets a hang-up and nothing opened;
+//! otherwise the call is registered and answered with a media stream carrying
+//! the tenant and a signed stream token. A signed request missing `CallSid`,
+//! `To` or `From` is a 400.
 
 use actix_web::{web, HttpRequest, HttpResponse};
 use callvisor_actors::events;
@@ -50,17 +53,23 @@ pub async fn voice(
 ) -> Result<HttpResponse, ApiError> {
     let params = form.into_inner();
     twilio_auth::verify(&req, &params, &state)?;
-    if state.lifecycle.is_draining() {
-        return Err(ApiError::Unavailable("instance is draining".into()));
-    }
+    // A signed request without what every voice webhook carries is Twilio's
+    // (or our) mistake, not a caller to hang up on: 400 shows in Twilio's debugger.
     let call_sid = param(&params, "CallSid")
         .and_then(|s| CallSid::parse(s).ok())
         .ok_or_else(|| ApiError::BadRequest("CallSid is missing or malformed".into()))?;
-    let Some(to) = param(&params, "To").and_then(|t| E164::parse(t).ok()) else {
-        return Ok(reject(call_sid.as_str(), "unknown_number", None));
-    };
+    let to = param(&params, "To")
+        .and_then(|t| E164::parse(t).ok())
+        .ok_or_else(|| ApiError::BadRequest("To is missing or not an E.164 number".into()))?;
+    // `From` may be a non-number ("anonymous" for a withheld caller ID): kept
+    // as given; only its absence is malformed.
     let caller = param(&params, "From")
-        .map(|f| E164::parse(f).map_or_else(|_| f.to_owned(), |n| n.to_string()));
+        .filter(|f| !f.is_empty())
+        .map(|f| E164::parse(f).map_or_else(|_| f.to_owned(), |n| n.to_string()))
+        .ok_or_else(|| ApiError::BadRequest("From is missing".into()))?;
+    if state.lifecycle.is_draining() {
+        return Err(ApiError::Unavailable("instance is draining".into()));
+    }
 
     let mut conn = state
         .db
@@ -75,7 +84,7 @@ pub async fn voice(
             let Ok(campaign) = uuid::Uuid::parse_str(campaign) else {
                 return Ok(reject(call_sid.as_str(), "unknown_campaign", None));
             };
-            let from = caller.as_deref().unwrap_or_default();
+            let from = caller.as_str();
             let tenant = campaigns::tenant_for_call(
                 &mut conn,
                 campaign,
@@ -113,7 +122,7 @@ pub async fn voice(
         NewCall {
             call_sid: call_sid.as_str(),
             tenant_id: tenant.id,
-            caller: caller.as_deref(),
+            caller: Some(&caller),
             recipient: Some(to.as_str()),
             direction: if campaign.is_some() {
                 "outbound"
@@ -125,6 +134,10 @@ pub async fn voice(
     )
     .await
     .map_err(|e| ApiError::Unavailable(e.to_string()))?;
+    if admission == Admission::Ended {
+        // A replayed (or late) webhook: no session, no token.
+        return Ok(reject(call_sid.as_str(), "call_ended", Some(&tenant_id)));
+    }
     if let Admission::AtLimit { limit } = admission {
         log::info!(
             "{} call_sid={call_sid} tenant={tenant_id} reason=concurrency_limit limit={limit}",
@@ -144,7 +157,7 @@ pub async fn voice(
             &tenant,
             &prompt,
             plan::CallNumbers {
-                caller: caller.clone(),
+                caller: Some(caller.clone()),
                 recipient: Some(to.to_string()),
                 caller_id: None,
             },
@@ -163,7 +176,7 @@ pub async fn voice(
     log::info!(
         "{} call_sid={call_sid} tenant={tenant_id} from={} to={}",
         events::CALL_ANSWERED,
-        Masked(caller.as_deref().unwrap_or_default()),
+        Masked(&caller),
         Masked(to.as_str())
     );
     Ok(twiml_response(twiml::connect_stream(

@@ -233,3 +233,56 @@ fn secrets_never_appear_in_debug_output_or_errors() {
     let error = load(&with(&[("ADMIN_TOKEN", "short-secret")])).unwrap_err();
     assert!(!error.to_string().contains("short-secret"), "{error}");
 }
+
+#[test]
+fn rate_limits_and_trusted_proxies_are_read_and_checked_at_start_up() {
+    // Arrange + Act
+    let settings = load(&with(&[
+        ("APP_ENV", "development"),
+        (
+            "CALLVISOR__SERVER__TRUSTED_PROXIES",
+            "10.0.0.0/8, 192.168.1.7",
+        ),
+        ("CALLVISOR__RATE_LIMITS__TWILIO_PER_SECOND", "0.5"),
+    ]))
+    .unwrap();
+    // Assert: a bare address is a /32; a rate may be fractional.
+    let proxies: Vec<String> = settings
+        .server
+        .trusted_proxies
+        .iter()
+        .map(ToString::to_string)
+        .collect();
+    assert_eq!(proxies, ["10.0.0.0/8", "192.168.1.7/32"]);
+    assert!((settings.rate_limits.twilio_per_second - 0.5).abs() < f64::EPSILON);
+    assert!(
+        load(&with(&[("APP_ENV", "development")]))
+            .unwrap()
+            .server
+            .trusted_proxies
+            .is_empty(),
+        "no proxy is trusted by default"
+    );
+    // A bucket that cannot exist, a negative rate, a network that is not one.
+    let err = load(&with(&[
+        ("APP_ENV", "development"),
+        ("CALLVISOR__RATE_LIMITS__ADMIN_BURST", "0"),
+        ("CALLVISOR__RATE_LIMITS__PROBES_PER_SECOND", "-1"),
+    ]))
+    .unwrap_err();
+    let variables: Vec<&str> = err.issues().iter().map(|i| i.variable.as_str()).collect();
+    assert_eq!(
+        variables,
+        [
+            "CALLVISOR__RATE_LIMITS__ADMIN_BURST",
+            "CALLVISOR__RATE_LIMITS__PROBES_PER_SECOND"
+        ],
+        "{err}"
+    );
+    let err = load(&with(&[
+        ("APP_ENV", "development"),
+        ("CALLVISOR__SERVER__TRUSTED_PROXIES", "10.0.0.0/33"),
+    ]))
+    .unwrap_err();
+    assert!(err.to_string().contains("trusted_proxies"), "{err}");
+}

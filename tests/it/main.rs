@@ -18,6 +18,8 @@ mod malformed;
 mod migrations;
 mod multi_instance;
 mod pool;
+mod rate_limits;
 mod shutdown;
 mod stream_auth;
 mod tools;
+mod webhooks;

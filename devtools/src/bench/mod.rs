@@ -454,6 +454,8 @@ fn start_bridge(args: &AudioArgs, echo_port: u16) -> Result<Bridge, String> {
             args.preopen.to_string(),
         ),
         ("CALLVISOR__SERVER__WORKERS", args.workers.to_string()),
+        // Every simulated call comes from 127.0.0.1: one source, no limit.
+        ("CALLVISOR__RATE_LIMITS__TWILIO_PER_SECOND", "0".to_owned()),
         (
             "RUST_LOG",
             std::env::var("BENCH_SERVER_LOG").unwrap_or_else(|_| "info".to_owned()),

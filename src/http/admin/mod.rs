@@ -4,9 +4,13 @@
 //! Every request passes [`authenticate`] first: `Authorization: Bearer
 //! <ADMIN_TOKEN>`, compared in constant time over SHA-256 digests (so not
 //! even the token's length leaks); 401 without credentials, 403 with wrong
-//! ones. Every change is written to `audit_log` (who, what, on what, with
-//! which details) in the same transaction as the change when the change is
-//! in the database, and logged as `ADMIN_ACTION`. Errors are
+//! ones. Wrong tokens spend a per-source bucket of their own
+//! (`rate_limits.admin_failures_*`): a source that empties it is refused
+//! (429) whatever token it sends until its next guess is due, while other
+//! sources, and a correct token, spend nothing of it. Every change is
+//! written to `audit_log` (who, what, on what, with which details) in the
+//! same transaction as the change when the change is in the database, and
+//! logged as `ADMIN_ACTION`. Errors are
 //! `{"error": "<stable_code>", "message": "..."}` ([`AdminError`]); bad input
 //! changes nothing.
 //!
@@ -46,6 +50,8 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
     cfg.service(
         web::scope("/admin")
             .wrap(from_fn(authenticate))
+            // Outermost: every admin request spends the admin class first.
+            .wrap(from_fn(crate::http::rate_limit::admin))
             .app_data(
                 web::JsonConfig::default()
                     .limit(256 * 1024)
@@ -290,6 +296,10 @@ async fn authenticate(
         })
         .filter(|t| !t.is_empty());
     let path = req.path().to_owned();
+    // A source cut off for wrong tokens is refused before its token is looked
+    // at: otherwise the brute force would go on, only answered differently.
+    let source = state.rate_limits.source(&req);
+    state.rate_limits.admin_allowed(source)?;
     let Some(token) = presented else {
         log::warn!(
             "{} reason=missing_token method={} path={path}",
@@ -309,6 +319,8 @@ async fn authenticate(
             events::ADMIN_AUTH_FAILED,
             req.method()
         );
+        // One guess too many cuts the source off (429) from now on.
+        state.rate_limits.admin_failed(source)?;
         return Err(
             AdminError::new(StatusCode::FORBIDDEN, "forbidden", "wrong admin token").into(),
         );

@@ -124,33 +124,32 @@ impl CallWorld {
     /// CallSid and the stream's `<Parameter>`s.
     pub async fn answer(&self) -> (String, Vec<(String, String)>) {
         let call_sid = format!("CA{}", uuid::Uuid::new_v4().simple());
-        let params: Vec<(String, String)> = [
-            ("AccountSid", "AC00000000000000000000000000000000"),
-            ("CallSid", call_sid.as_str()),
-            ("CallStatus", "ringing"),
-            ("Direction", "inbound"),
-            ("From", "+15550123456"),
-            ("To", TENANT_NUMBER),
-        ]
-        .iter()
-        .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
-        .collect();
+        let (status, body) = self
+            .signed_post("/twilio/voice", &voice_params(&call_sid))
+            .await;
+        assert_eq!(status, 200, "{body}");
+        let twiml = callvisor_standins::twiml::parse_twiml(&body).unwrap();
+        let stream = twiml.connect_stream().expect("a stream").parameters.clone();
+        (call_sid, stream)
+    }
+
+    /// POSTs a form to `path` signed as Twilio signs it (over `PUBLIC_URL` +
+    /// `path`); returns the status and the body.
+    pub async fn signed_post(&self, path: &str, params: &[(String, String)]) -> (u16, String) {
         let signature = callvisor_wire::signing::twilio::expected_signature(
             TWILIO_AUTH_TOKEN,
-            &format!("{PUBLIC_URL}/twilio/voice"),
-            &params,
+            &format!("{PUBLIC_URL}{path}"),
+            params,
         );
         let mut response = awc::Client::new()
-            .post(format!("{}/twilio/voice", self.app.address))
+            .post(format!("{}{path}", self.app.address))
             .insert_header(("X-Twilio-Signature", signature))
             .send_form(&params)
             .await
             .expect("webhook answers");
-        let body = response.body().await.expect("TwiML");
-        let twiml =
-            callvisor_standins::twiml::parse_twiml(std::str::from_utf8(&body).unwrap()).unwrap();
-        let stream = twiml.connect_stream().expect("a stream").parameters.clone();
-        (call_sid, stream)
+        let status = response.status().as_u16();
+        let body = response.body().await.expect("a body");
+        (status, String::from_utf8(body.to_vec()).unwrap())
     }
 
     /// Asserts the agent hears the caller within five seconds: a Realtime
@@ -242,6 +241,21 @@ impl CallWorld {
         self.app.shutdown.shutdown().await;
         self.standins.stop().await;
     }
+}
+
+/// The voice webhook's form for a new inbound call to the tenant, as Twilio sends it.
+pub fn voice_params(call_sid: &str) -> Vec<(String, String)> {
+    [
+        ("AccountSid", "AC00000000000000000000000000000000"),
+        ("CallSid", call_sid),
+        ("CallStatus", "ringing"),
+        ("Direction", "inbound"),
+        ("From", "+15550123456"),
+        ("To", TENANT_NUMBER),
+    ]
+    .iter()
+    .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+    .collect()
 }
 
 /// `(role, text)` pairs of a stored transcript.
