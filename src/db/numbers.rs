@@ -107,11 +107,20 @@ const CLAIM_ATTEMPTS: usize = 5;
 
 /// Which rows `claim` may take (SQL; `n` is the pool row, `$1` the tenant,
 /// `$5`/`$6` whether dedicated/shared numbers may be used).
+///
+/// Another tenant's business number (`profiles.phone_number`) is never
+/// claimable, even if it got into the pool (an import before business
+/// numbers were skipped, an operator's mistake): its callers would reach that
+/// tenant, and the callee would see that tenant's number. A check across
+/// tables cannot be a constraint, so the claim itself carries it; it is one
+/// probe of the unique index on `profiles.phone_number` per candidate.
 fn claimable() -> String {
     format!(
         "((n.dedicated_to = $1 AND $5) OR (n.dedicated_to IS NULL AND $6))
          AND (n.status = 'available'
-              OR (n.status = 'in_use' AND n.lease_expires_at < now() AND NOT {live}))",
+              OR (n.status = 'in_use' AND n.lease_expires_at < now() AND NOT {live}))
+         AND NOT EXISTS (SELECT 1 FROM profiles pr
+                         WHERE pr.phone_number = n.phone_number AND pr.id <> $1)",
         live = live_call_on_number()
     )
 }
@@ -557,29 +566,57 @@ pub async fn add(
 }
 
 #[derive(QueryableByName)]
-struct Inserted {
-    #[diesel(sql_type = Bool)]
-    inserted: bool,
+struct Imported {
+    #[diesel(sql_type = Text)]
+    outcome: String,
 }
 
-/// Adds an account's number found at the provider (import): true when new.
-/// A number already in the pool keeps its state and learns its provider id.
+/// What importing one of the account's numbers did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ImportOutcome {
+    /// New in the pool (shared, free).
+    Added,
+    /// Already in the pool: it keeps its state and learns its provider id.
+    AlreadyInPool,
+    /// A tenant's own business number (`profiles.phone_number`): left out of
+    /// the pool, so it is never lent to another tenant.
+    TenantNumber,
+}
+
+/// Adds an account's number found at the provider (import). A tenant's
+/// business number is skipped rather than shared (README, "Number pool"): it
+/// is already that tenant's line, and for a standard-plan tenant dedicating
+/// it would grant dedicated numbers its plan does not have. One statement,
+/// so a tenant created meanwhile is seen or the number was added before it.
 pub async fn import(
     conn: &mut AsyncPgConnection,
     phone_number: &str,
     provider_sid: Option<&str>,
-) -> Result<bool, DbError> {
-    let row: Inserted = diesel::sql_query(
-        "INSERT INTO phone_numbers (phone_number, provider_sid) VALUES ($1, $2)
-         ON CONFLICT (phone_number) DO UPDATE
-             SET provider_sid = COALESCE(phone_numbers.provider_sid, EXCLUDED.provider_sid)
-         RETURNING (xmax = 0) AS inserted",
+) -> Result<ImportOutcome, DbError> {
+    let row: Imported = diesel::sql_query(
+        "WITH tenant AS (SELECT 1 FROM profiles WHERE phone_number = $1),
+              added AS (
+                  INSERT INTO phone_numbers (phone_number, provider_sid)
+                  SELECT $1, $2 WHERE NOT EXISTS (SELECT 1 FROM tenant)
+                  ON CONFLICT (phone_number) DO UPDATE
+                      SET provider_sid = COALESCE(phone_numbers.provider_sid, EXCLUDED.provider_sid)
+                  RETURNING (xmax = 0) AS inserted
+              )
+         SELECT CASE
+                    WHEN EXISTS (SELECT 1 FROM tenant) THEN 'tenant'
+                    WHEN (SELECT inserted FROM added) THEN 'added'
+                    ELSE 'known'
+                END AS outcome",
     )
     .bind::<Text, _>(phone_number)
     .bind::<Nullable<Text>, _>(provider_sid)
     .get_result(conn)
     .await?;
-    Ok(row.inserted)
+    Ok(match row.outcome.as_str() {
+        "tenant" => ImportOutcome::TenantNumber,
+        "added" => ImportOutcome::Added,
+        _ => ImportOutcome::AlreadyInPool,
+    })
 }
 
 /// What an operator's change to one number came to.
