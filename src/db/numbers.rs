@@ -305,13 +305,19 @@ pub struct Census {
     pub total: i64,
 }
 
-/// Counts the pool.
+/// `true` when pool row `n` is a tenant's business number (SQL fragment):
+/// such a number is no free shared number, and is never retired.
+const TENANT_NUMBER: &str =
+    "EXISTS (SELECT 1 FROM profiles pr WHERE pr.phone_number = n.phone_number)";
+
+/// Counts the pool (a tenant's business number in it is not free for others).
 pub async fn census(conn: &mut AsyncPgConnection) -> Result<Census, DbError> {
-    Ok(diesel::sql_query(
-        "SELECT count(*) FILTER (WHERE status = 'available' AND dedicated_to IS NULL) AS free_shared,
+    Ok(diesel::sql_query(format!(
+        "SELECT count(*) FILTER (WHERE n.status = 'available' AND n.dedicated_to IS NULL
+                                   AND NOT {TENANT_NUMBER}) AS free_shared,
                 count(*) AS total
-         FROM phone_numbers",
-    )
+         FROM phone_numbers n"
+    ))
     .get_result(conn)
     .await?)
 }
@@ -402,29 +408,33 @@ pub struct Retiring {
 
 /// Moves up to `limit` free shared numbers idle longer than `idle_seconds`
 /// to `maintenance` (so nobody claims them meanwhile), keeping `keep_free`
-/// free shared numbers. Dedicated numbers are never taken.
+/// free shared numbers. Dedicated numbers are never taken, nor a tenant's
+/// business number that got into the pool: retiring releases the number at
+/// Twilio, and the tenant's callers would lose their line.
 pub async fn take_idle(
     conn: &mut AsyncPgConnection,
     idle_seconds: f64,
     keep_free: i64,
     limit: i64,
 ) -> Result<Vec<Retiring>, DbError> {
-    Ok(diesel::sql_query(
+    Ok(diesel::sql_query(format!(
         "WITH idle AS MATERIALIZED (
              SELECT n.id FROM phone_numbers n
-             WHERE n.status = 'available' AND n.dedicated_to IS NULL
+             WHERE n.status = 'available' AND n.dedicated_to IS NULL AND NOT {TENANT_NUMBER}
                AND COALESCE(n.last_used_at, n.created_at) < now() - make_interval(secs => $1)
              ORDER BY COALESCE(n.last_used_at, n.created_at)
              LIMIT LEAST($3, GREATEST(0,
                  (SELECT count(*) FROM phone_numbers f
-                  WHERE f.status = 'available' AND f.dedicated_to IS NULL) - $2))
+                  WHERE f.status = 'available' AND f.dedicated_to IS NULL
+                    AND NOT EXISTS (SELECT 1 FROM profiles pr
+                                    WHERE pr.phone_number = f.phone_number)) - $2))
              FOR UPDATE OF n SKIP LOCKED
          )
          UPDATE phone_numbers AS p SET status = 'maintenance'
          FROM idle
          WHERE p.id = idle.id AND p.status = 'available'
-         RETURNING p.phone_number, p.provider_sid",
-    )
+         RETURNING p.phone_number, p.provider_sid"
+    ))
     .bind::<Double, _>(idle_seconds)
     .bind::<BigInt, _>(keep_free)
     .bind::<BigInt, _>(limit)

@@ -442,3 +442,31 @@ async fn a_call_to_a_dedicated_number_reaches_its_tenant_but_a_shared_one_reache
         .unwrap();
     assert!(line.contains("reason=unknown_number"), "{line}");
 }
+
+#[actix_web::test]
+async fn a_tenants_business_number_in_the_pool_is_never_retired_nor_counted_free() {
+    // Arrange: a tenant's business number and a spare number, both in the
+    // pool and idle for two days.
+    let db = TestDb::migrated();
+    let mut sync = db.connect();
+    tenant(&mut sync, "+15550580001", "standard", 100, None);
+    sync.batch_execute(
+        "INSERT INTO phone_numbers (phone_number, provider_sid, created_at) VALUES
+             ('+15550580001', 'PNbusiness', now() - interval '2 days'),
+             ('+15550580002', 'PNspare', now() - interval '2 days');",
+    )
+    .unwrap();
+    let pool = callvisor::db::build_async_pool(&db.url, 1, Duration::from_secs(5)).unwrap();
+    let mut conn = pool.get().await.unwrap();
+
+    // Act
+    let census = callvisor::db::numbers::census(&mut conn).await.unwrap();
+    let retiring = callvisor::db::numbers::take_idle(&mut conn, 3600.0, 0, 10)
+        .await
+        .unwrap();
+
+    // Assert: only the spare is free for the pool and released at Twilio.
+    assert_eq!((census.free_shared, census.total), (1, 2));
+    let numbers: Vec<&str> = retiring.iter().map(|r| r.phone_number.as_str()).collect();
+    assert_eq!(numbers, ["+15550580002"]);
+}
