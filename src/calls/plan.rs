@@ -144,8 +144,7 @@ mod tests {
     #[test]
     fn the_customer_is_who_called_in_and_who_was_called_out() {
         let n = |s: &str| Some(s.to_owned());
-        let inbound =
-            CallNumbers::from_log("inbound", n("+15550001111"), n("+15550100001"), None);
+        let inbound = CallNumbers::from_log("inbound", n("+15550001111"), n("+15550100001"), None);
         assert_eq!(inbound.caller, n("+15550001111"));
         assert_eq!(inbound.caller_id, n("+15550100001"));
         // Outbound: Twilio's `From` is our pool number, `To` the customer.

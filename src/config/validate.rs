@@ -64,6 +64,10 @@ impl Requirements {
     }
 }
 
+/// A URL setting: section, key, value (if set), schemes allowed, and the
+/// only scheme allowed in production.
+type UrlRule<'a> = (&'a str, &'a str, Option<&'a str>, &'a [&'a str], &'a str);
+
 /// Checks settings for a purpose; an empty result means they are usable.
 pub fn validate(s: &Settings, purpose: Purpose) -> Vec<ConfigIssue> {
     let mut issues = Vec::new();
@@ -115,7 +119,7 @@ pub fn validate(s: &Settings, purpose: Purpose) -> Vec<ConfigIssue> {
     // schemes allowed, the only one allowed in production). In production a
     // plain http:// or ws:// URL would carry API keys, signed webhooks and
     // callers' audio in clear, so each is refused, all reported at once.
-    let urls: [(&str, &str, Option<&str>, &[&str], &str); 5] = [
+    let urls: [UrlRule; 5] = [
         (
             "server",
             "public_url",
@@ -263,8 +267,7 @@ pub(super) fn production_signs(s: &Settings) -> Vec<&'static str> {
     if twilio_token.is_some_and(|t| t.len() == 32 && t.bytes().all(|b| b.is_ascii_hexdigit())) {
         signs.push("TWILIO_AUTH_TOKEN has the shape of a real one");
     }
-    let credentials =
-        s.openai.api_key.is_some() || twilio_token.is_some() || stripe_key.is_some();
+    let credentials = s.openai.api_key.is_some() || twilio_token.is_some() || stripe_key.is_some();
     let public = s
         .server
         .public_url
@@ -321,7 +324,10 @@ mod tests {
 
     #[test]
     fn production_takes_only_the_secure_scheme() {
-        assert_eq!(url_problem("https://a.b", &["http", "https"], Some("https")), None);
+        assert_eq!(
+            url_problem("https://a.b", &["http", "https"], Some("https")),
+            None
+        );
         assert!(url_problem("http://a.b", &["http", "https"], Some("https")).is_some());
         assert_eq!(url_problem("http://a.b", &["http", "https"], None), None);
         assert!(url_problem("ftp://a.b", &["http", "https"], None).is_some());

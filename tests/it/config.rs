@@ -338,7 +338,11 @@ fn only_enabled_features_are_required() {
 
 #[test]
 fn production_cannot_switch_signature_checks_off() {
-    let dev = load(&with(&[DEV, ("CALLVISOR__SERVER__VERIFY_SIGNATURES", "false")])).unwrap();
+    let dev = load(&with(&[
+        DEV,
+        ("CALLVISOR__SERVER__VERIFY_SIGNATURES", "false"),
+    ]))
+    .unwrap();
     assert!(!dev.server.verify_signatures);
 
     let prod = load(&with(&[

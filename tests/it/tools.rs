@@ -253,7 +253,11 @@ async fn a_campaign_calls_reservation_defaults_to_the_called_customers_number() 
     assert_eq!(stored.len(), 1);
     assert_eq!(stored[0].customer_phone.as_deref(), Some(customer));
     let row = world.call_row(&call_sid).unwrap();
-    assert_eq!(row.caller_number.as_deref(), Some(pool_number), "the log keeps Twilio's From");
+    assert_eq!(
+        row.caller_number.as_deref(),
+        Some(pool_number),
+        "the log keeps Twilio's From"
+    );
     assert_eq!(row.recipient_number.as_deref(), Some(customer));
     world.stop().await;
 }

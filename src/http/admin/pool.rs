@@ -292,7 +292,11 @@ pub async fn import(
         &operator,
         "pool.import",
         "-",
-        &format!("added={} skipped_tenant_numbers={}", added.len(), skipped.len()),
+        &format!(
+            "added={} skipped_tenant_numbers={}",
+            added.len(),
+            skipped.len()
+        ),
     );
     Ok(HttpResponse::Ok().json(json!({
         "added": added,
