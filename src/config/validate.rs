@@ -244,7 +244,7 @@ fn url_problem(value: &str, schemes: &[&str], secure: Option<&str>) -> Option<St
             schemes.join("/")
         )),
         (Some(scheme), Some(secure)) if scheme != secure => Some(format!(
-            "must be a {secure}:// URL in production, not {scheme}:// (it would carry \
+            "must use {secure}:// in production, not {scheme}:// (it would carry \
              credentials and calls in clear)"
         )),
         _ => None,

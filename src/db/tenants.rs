@@ -63,16 +63,21 @@ pub async fn find_by_number(
     conn: &mut AsyncPgConnection,
     number: &str,
 ) -> Result<Option<(Tenant, Prompt)>, DbError> {
-    let dedicated_to = phone_numbers::table
-        .filter(phone_numbers::phone_number.eq(number))
-        .select(phone_numbers::dedicated_to);
+    // The ids of both kinds of owner, each found by its unique index (an `OR`
+    // of the two conditions would scan every tenant on every call).
+    let owner = diesel::alias!(profiles as owner);
+    let owners = owner
+        .filter(owner.field(profiles::phone_number).eq(number))
+        .select(owner.field(profiles::id).nullable())
+        .union_all(
+            phone_numbers::table
+                .filter(phone_numbers::phone_number.eq(number))
+                .filter(phone_numbers::dedicated_to.is_not_null())
+                .select(phone_numbers::dedicated_to),
+        );
     let row = profiles::table
         .left_join(user_prompts::table.on(user_prompts::user_id.eq(profiles::id)))
-        .filter(
-            profiles::phone_number
-                .eq(number)
-                .or(profiles::id.nullable().eq_any(dedicated_to)),
-        )
+        .filter(profiles::id.nullable().eq_any(owners))
         .order(profiles::phone_number.is_not_distinct_from(number).desc())
         .select((Tenant::as_select(), PROMPT.nullable()))
         .first::<(Tenant, Option<(String, serde_json::Value)>)>(conn)
