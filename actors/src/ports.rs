@@ -30,9 +30,10 @@ pub struct CallPlan {
     pub call_sid: CallSid,
     /// Its tenant.
     pub tenant_id: TenantId,
-    /// Who called (E.164 when known).
+    /// The customer on the line (E.164 when known): who called, or on an
+    /// outbound call who was called (not our pool number).
     pub caller: Option<String>,
-    /// The number called.
+    /// Our number on the call: the one called, or the pool number called from.
     pub recipient: Option<String>,
     /// The Realtime session: prompt, greeting, voice, language, tools.
     pub session: SessionConfig,
@@ -163,7 +164,7 @@ pub struct ToolCall {
     pub call_sid: CallSid,
     /// Its tenant.
     pub tenant_id: TenantId,
-    /// The caller's number, when known.
+    /// The customer's number, when known ([`CallPlan::caller`]).
     pub caller: Option<String>,
     /// The tool's name.
     pub name: String,

@@ -50,15 +50,43 @@ pub fn apology(tag: &str) -> &'static str {
     }
 }
 
-/// The numbers of a call, as its log holds them.
+/// The numbers of a call as the agent sees them: the customer on the line
+/// and ours. Not the log's from/to: on an outbound (campaign) call the log's
+/// caller is our pool number and the customer is the number called.
 #[derive(Debug, Clone, Default)]
 pub struct CallNumbers {
-    /// Who called (inbound) or the pool number (outbound).
+    /// The customer: who called (inbound) or who was called (outbound). A
+    /// reservation's contact number defaults to it.
     pub caller: Option<String>,
-    /// The number called.
+    /// Ours: the number called (inbound) or the pool number called from (outbound).
     pub recipient: Option<String>,
     /// One of ours, shown on a transfer.
     pub caller_id: Option<String>,
+}
+
+impl CallNumbers {
+    /// From a call's log row: `direction` (`inbound`/`outbound`), its
+    /// `caller_number` (Twilio's `From`), `recipient_number` (`To`) and
+    /// `number_used` (the pool number it went out on, if any).
+    pub fn from_log(
+        direction: &str,
+        from: Option<String>,
+        to: Option<String>,
+        number_used: Option<String>,
+    ) -> Self {
+        let (customer, ours) = if direction == "outbound" {
+            (to, number_used.clone().or(from))
+        } else {
+            (from, to)
+        };
+        Self {
+            caller: customer,
+            // A transfer shows one of our numbers: the pool number an outbound
+            // call went out on, or the number an inbound call came in on.
+            caller_id: number_used.or_else(|| ours.clone()),
+            recipient: ours,
+        }
+    }
 }
 
 /// Builds the plan of `call_sid` for `tenant`.
@@ -112,6 +140,24 @@ pub fn build(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_customer_is_who_called_in_and_who_was_called_out() {
+        let n = |s: &str| Some(s.to_owned());
+        let inbound = CallNumbers::from_log("inbound", n("+15550001111"), n("+15550100001"), None);
+        assert_eq!(inbound.caller, n("+15550001111"));
+        assert_eq!(inbound.caller_id, n("+15550100001"));
+        // Outbound: Twilio's `From` is our pool number, `To` the customer.
+        let outbound = CallNumbers::from_log(
+            "outbound",
+            n("+15550200000"),
+            n("+15550802222"),
+            n("+15550200000"),
+        );
+        assert_eq!(outbound.caller, n("+15550802222"));
+        assert_eq!(outbound.recipient, n("+15550200000"));
+        assert_eq!(outbound.caller_id, n("+15550200000"));
+    }
 
     #[test]
     fn only_documented_voices_are_used() {

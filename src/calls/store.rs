@@ -83,20 +83,7 @@ impl CallStore for DbCallStore {
                 .map_err(|e| db_error(DbError::from(e)))?;
             let (caller, recipient, number_used, direction) = numbers
                 .ok_or_else(|| PortError("no call record for this CallSid and tenant".into()))?;
-            // A transfer shows one of our numbers: the pool number an outbound
-            // call went out on, or the number an inbound call came in on.
-            let caller_id = number_used.or_else(|| {
-                if direction == "outbound" {
-                    caller.clone()
-                } else {
-                    recipient.clone()
-                }
-            });
-            let numbers = plan::CallNumbers {
-                caller,
-                recipient,
-                caller_id,
-            };
+            let numbers = plan::CallNumbers::from_log(&direction, caller, recipient, number_used);
             Ok(plan::build(
                 call_sid, tenant, &profile, &prompt, numbers, &openai,
             ))

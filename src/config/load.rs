@@ -125,10 +125,10 @@ pub fn load_from(
     purpose: Purpose,
 ) -> Result<Settings, ConfigError> {
     let mut issues = Vec::new();
-    let env_name = env
-        .get("APP_ENV")
-        .filter(|v| !v.is_empty())
-        .map_or("development", String::as_str);
+    let given = env.get("APP_ENV").filter(|v| !v.is_empty());
+    let env_name = given.map_or("development", String::as_str);
+    // What error messages show: not "development" when nothing was chosen.
+    let shown_env = given.map_or("(not set)", String::as_str);
     let app_env = AppEnv::parse(env_name).unwrap_or_else(|| {
         issues.push(ConfigIssue::new(
             "APP_ENV",
@@ -151,18 +151,35 @@ pub fn load_from(
         Err(e) => {
             issues.push(ConfigIssue::new("config files", e.to_string()));
             return Err(ConfigError::Invalid {
-                env: env_name.to_owned(),
+                env: shown_env.to_owned(),
                 issues,
             });
         }
     };
     settings.app_env = app_env;
+    if given.is_none() {
+        // Development is the default only for a process that looks like one:
+        // a live deployment that lost its APP_ENV must not start with
+        // development's relaxed checks (README, "Configuration").
+        let signs = validate::production_signs(&settings);
+        if !signs.is_empty() {
+            issues.push(ConfigIssue::new(
+                "APP_ENV",
+                format!(
+                    "not set, but this process looks like a live deployment ({}): set \
+                     APP_ENV=production, or APP_ENV=development to use these settings on \
+                     a development machine on purpose",
+                    signs.join("; ")
+                ),
+            ));
+        }
+    }
     issues.extend(validate::validate(&settings, purpose));
     if issues.is_empty() {
         Ok(settings)
     } else {
         Err(ConfigError::Invalid {
-            env: env_name.to_owned(),
+            env: shown_env.to_owned(),
             issues,
         })
     }

@@ -64,6 +64,10 @@ impl Requirements {
     }
 }
 
+/// A URL setting: section, key, value (if set), schemes allowed, and the
+/// only scheme allowed in production.
+type UrlRule<'a> = (&'a str, &'a str, Option<&'a str>, &'a [&'a str], &'a str);
+
 /// Checks settings for a purpose; an empty result means they are usable.
 pub fn validate(s: &Settings, purpose: Purpose) -> Vec<ConfigIssue> {
     let mut issues = Vec::new();
@@ -83,19 +87,15 @@ pub fn validate(s: &Settings, purpose: Purpose) -> Vec<ConfigIssue> {
             req.need("stream", "token_secret", "twilio_voice in production");
         }
     }
-    if serving && s.features.openai_sip {
-        req.need("openai", "api_key", "openai_sip");
-        req.need("openai", "webhook_secret", "openai_sip");
-    }
+    // `openai_sip` and `billing` switch on nothing yet (no SIP webhook, no
+    // Stripe reporting is built): they require no secret until the feature
+    // exists, or an operator would be made to provision credentials for
+    // code that never reads them. The feature's own change adds its needs here.
     if serving && s.features.summaries {
         req.need("openai", "api_key", "summaries");
     }
     if serving && s.features.admin {
         req.need("admin", "token", "admin");
-    }
-    if serving && s.features.billing {
-        req.need("stripe", "secret_key", "billing");
-        req.need("stripe", "webhook_secret", "billing");
     }
     for (section, key, features) in &req.needed {
         if !is_set(s, section, key) {
@@ -115,43 +115,53 @@ pub fn validate(s: &Settings, purpose: Purpose) -> Vec<ConfigIssue> {
             ));
         }
     }
-    if let Some(url) = &s.server.public_url {
-        check_url(&mut issues, "server", "public_url", url, &["http", "https"]);
-        if production && !url.starts_with("https://") {
-            issues.push(ConfigIssue::new(
-                "PUBLIC_URL",
-                "must be an https:// URL in production (Twilio streams need wss://)",
-            ));
+    // Every URL the service talks to or is reached at: (section, key, value,
+    // schemes allowed, the only one allowed in production). In production a
+    // plain http:// or ws:// URL would carry API keys, signed webhooks and
+    // callers' audio in clear, so each is refused, all reported at once.
+    let urls: [UrlRule; 5] = [
+        (
+            "server",
+            "public_url",
+            s.server.public_url.as_deref(),
+            &["http", "https"],
+            "https",
+        ),
+        (
+            "openai",
+            "base_url",
+            Some(&s.openai.base_url),
+            &["http", "https"],
+            "https",
+        ),
+        (
+            "openai",
+            "realtime_url",
+            Some(&s.openai.realtime_url),
+            &["ws", "wss"],
+            "wss",
+        ),
+        (
+            "twilio",
+            "api_base",
+            Some(&s.twilio.api_base),
+            &["http", "https"],
+            "https",
+        ),
+        (
+            "stripe",
+            "api_base",
+            Some(&s.stripe.api_base),
+            &["http", "https"],
+            "https",
+        ),
+    ];
+    for (section, key, value, schemes, secure) in urls {
+        let Some(value) = value else { continue };
+        if let Some(problem) = url_problem(value, schemes, production.then_some(secure)) {
+            issues.push(ConfigIssue::new(variable_for(section, key), problem));
         }
     }
-    check_url(
-        &mut issues,
-        "openai",
-        "base_url",
-        &s.openai.base_url,
-        &["http", "https"],
-    );
-    check_url(
-        &mut issues,
-        "openai",
-        "realtime_url",
-        &s.openai.realtime_url,
-        &["ws", "wss"],
-    );
-    check_url(
-        &mut issues,
-        "twilio",
-        "api_base",
-        &s.twilio.api_base,
-        &["http", "https"],
-    );
-    check_url(
-        &mut issues,
-        "stripe",
-        "api_base",
-        &s.stripe.api_base,
-        &["http", "https"],
-    );
 
     if production && !s.server.verify_signatures {
         issues.push(ConfigIssue::new(
@@ -259,20 +269,104 @@ fn is_set(s: &Settings, section: &str, key: &str) -> bool {
     }
 }
 
-fn check_url(
-    issues: &mut Vec<ConfigIssue>,
-    section: &str,
-    key: &str,
-    value: &str,
-    schemes: &[&str],
-) {
-    let ok = value.split_once("://").is_some_and(|(scheme, rest)| {
-        schemes.contains(&scheme) && !rest.is_empty() && !rest.starts_with('/')
+/// What is wrong with a URL, if anything: not `scheme://host…` with one of
+/// `schemes`, or, in production (`secure` set), not that secure scheme.
+fn url_problem(value: &str, schemes: &[&str], secure: Option<&str>) -> Option<String> {
+    let scheme = value.split_once("://").and_then(|(scheme, rest)| {
+        (schemes.contains(&scheme) && !rest.is_empty() && !rest.starts_with('/')).then_some(scheme)
     });
-    if !ok {
-        issues.push(ConfigIssue::new(
-            variable_for(section, key),
-            format!("expected a {} URL, got {value:?}", schemes.join("/")),
-        ));
+    match (scheme, secure) {
+        (None, _) => Some(format!(
+            "expected a {} URL, got {value:?}",
+            schemes.join("/")
+        )),
+        (Some(scheme), Some(secure)) if scheme != secure => Some(format!(
+            "must use {secure}:// in production, not {scheme}:// (it would carry \
+             credentials and calls in clear)"
+        )),
+        _ => None,
+    }
+}
+
+/// Why a process that did not set `APP_ENV` looks like a live deployment;
+/// empty when it does not. The rule (README, "Configuration"): a live Stripe
+/// key (`sk_live_`/`rk_live_`), a Twilio auth token of a real one's shape (32
+/// hex digits), or a `PUBLIC_URL` that is not loopback while any vendor
+/// credential (OpenAI key, Twilio token, Stripe key) is set. Such a process
+/// must say which environment it is rather than be taken for development.
+pub(super) fn production_signs(s: &Settings) -> Vec<&'static str> {
+    let mut signs = Vec::new();
+    let stripe_key = s.stripe.secret_key.as_ref().map(|k| k.expose());
+    if stripe_key.is_some_and(|k| k.starts_with("sk_live_") || k.starts_with("rk_live_")) {
+        signs.push("STRIPE_SECRET_KEY is a live key");
+    }
+    let twilio_token = s.twilio.auth_token.as_ref().map(|t| t.expose());
+    if twilio_token.is_some_and(|t| t.len() == 32 && t.bytes().all(|b| b.is_ascii_hexdigit())) {
+        signs.push("TWILIO_AUTH_TOKEN has the shape of a real one");
+    }
+    let credentials = s.openai.api_key.is_some() || twilio_token.is_some() || stripe_key.is_some();
+    let public = s
+        .server
+        .public_url
+        .as_deref()
+        .is_some_and(|url| !is_loopback_url(url));
+    if public && credentials {
+        signs.push("PUBLIC_URL is not a loopback address and vendor credentials are set");
+    }
+    signs
+}
+
+/// True when `url`'s host is `localhost` (or `*.localhost`) or a loopback IP.
+fn is_loopback_url(url: &str) -> bool {
+    let rest = url.split_once("://").map_or(url, |(_, rest)| rest);
+    let authority = rest.split(['/', '?', '#']).next().unwrap_or(rest);
+    let host_port = authority.rsplit('@').next().unwrap_or(authority);
+    let host = match host_port.strip_prefix('[') {
+        // [v6]:port
+        Some(v6) => v6.split(']').next().unwrap_or(v6),
+        None => host_port.split(':').next().unwrap_or(host_port),
+    };
+    let host = host.to_ascii_lowercase();
+    host == "localhost"
+        || host.ends_with(".localhost")
+        || host
+            .parse::<std::net::IpAddr>()
+            .is_ok_and(|ip| ip.is_loopback())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn loopback_hosts_are_told_from_public_ones() {
+        for local in [
+            "http://127.0.0.1:8080",
+            "http://localhost",
+            "https://api.localhost/x",
+            "http://[::1]:9000/",
+            "http://127.5.0.1",
+        ] {
+            assert!(is_loopback_url(local), "{local}");
+        }
+        for public in [
+            "https://engine.example.com",
+            "https://127.0.0.1.example.com",
+            "http://10.0.0.1",
+            "https://localhost.example.com:443",
+        ] {
+            assert!(!is_loopback_url(public), "{public}");
+        }
+    }
+
+    #[test]
+    fn production_takes_only_the_secure_scheme() {
+        assert_eq!(
+            url_problem("https://a.b", &["http", "https"], Some("https")),
+            None
+        );
+        assert!(url_problem("http://a.b", &["http", "https"], Some("https")).is_some());
+        assert_eq!(url_problem("http://a.b", &["http", "https"], None), None);
+        assert!(url_problem("ftp://a.b", &["http", "https"], None).is_some());
     }
 }

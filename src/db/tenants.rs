@@ -4,7 +4,7 @@ use diesel::prelude::*;
 use diesel_async::{AsyncPgConnection, RunQueryDsl};
 use uuid::Uuid;
 
-use super::schema::{profiles, user_prompts};
+use super::schema::{phone_numbers, profiles, user_prompts};
 use super::DbError;
 
 /// A tenant as the call path needs it.
@@ -53,14 +53,32 @@ fn with_prompt(row: (Tenant, Option<(String, serde_json::Value)>)) -> (Tenant, P
 
 const PROMPT: PromptColumns = (user_prompts::system_prompt, user_prompts::config_metadata);
 
-/// The tenant owning `number` (E.164), with its prompt.
+/// The tenant a call to `number` (E.164) reaches, with its prompt: the
+/// tenant whose business number it is (`profiles.phone_number`), else the
+/// tenant a pool number is dedicated to. A shared pool number is no tenant's
+/// (`None`): it carries outbound calls of many tenants, so a stranger calling
+/// it back cannot be told which one they mean. Should a number be both (an
+/// operator's mistake), the business number's owner wins. One statement.
 pub async fn find_by_number(
     conn: &mut AsyncPgConnection,
     number: &str,
 ) -> Result<Option<(Tenant, Prompt)>, DbError> {
+    // The ids of both kinds of owner, each found by its unique index (an `OR`
+    // of the two conditions would scan every tenant on every call).
+    let owner = diesel::alias!(profiles as owner);
+    let owners = owner
+        .filter(owner.field(profiles::phone_number).eq(number))
+        .select(owner.field(profiles::id).nullable())
+        .union_all(
+            phone_numbers::table
+                .filter(phone_numbers::phone_number.eq(number))
+                .filter(phone_numbers::dedicated_to.is_not_null())
+                .select(phone_numbers::dedicated_to),
+        );
     let row = profiles::table
         .left_join(user_prompts::table.on(user_prompts::user_id.eq(profiles::id)))
-        .filter(profiles::phone_number.eq(number))
+        .filter(profiles::id.nullable().eq_any(owners))
+        .order(profiles::phone_number.is_not_distinct_from(number).desc())
         .select((Tenant::as_select(), PROMPT.nullable()))
         .first::<(Tenant, Option<(String, serde_json::Value)>)>(conn)
         .await

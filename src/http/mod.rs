@@ -15,7 +15,9 @@ pub mod twilio_voice;
 pub mod twiml;
 
 use actix_web::middleware::from_fn;
-use actix_web::web;
+use actix_web::{guard, web};
+
+use crate::startup::AppState;
 
 /// Registers every route, each behind its class's rate limit (`/healthz`,
 /// which does nothing but answer, is not limited).
@@ -31,23 +33,42 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
                 .wrap(from_fn(rate_limit::probes))
                 .get(metrics::metrics),
         )
+        // Each Twilio path (and the old engine's alias next to it) is counted
+        // in the `twilio` class; a media socket once, at its upgrade, never per frame.
         .service(
-            // The second path is the old engine's for the same webhook.
-            web::resource(["/twilio/voice", "/incoming-call-realtime"])
+            twilio("/twilio/voice")
                 .wrap(from_fn(rate_limit::twilio))
                 .post(twilio_voice::voice),
         )
         .service(
-            // Counted once per socket, at the upgrade; frames are not.
-            // The second path is the old engine's for the same socket.
-            web::resource(["/twilio/media", "/twilio-media"])
+            twilio("/incoming-call-realtime")
+                .wrap(from_fn(rate_limit::twilio))
+                .post(twilio_voice::voice),
+        )
+        .service(
+            twilio("/twilio/media")
                 .wrap(from_fn(rate_limit::twilio))
                 .get(twilio_media::media),
         )
         .service(
-            web::resource("/twilio/status")
+            twilio("/twilio-media")
+                .wrap(from_fn(rate_limit::twilio))
+                .get(twilio_media::media),
+        )
+        .service(
+            twilio("/twilio/status")
                 .wrap(from_fn(rate_limit::twilio))
                 .post(twilio_status::status),
         )
         .configure(admin::routes);
+}
+
+/// A Twilio resource, there only with `features.twilio_voice`: switched off,
+/// its path is not matched at all (404, as if never built), and nothing
+/// behind it can be reached.
+fn twilio(path: &str) -> actix_web::Resource {
+    web::resource(path).guard(guard::fn_guard(|ctx| {
+        ctx.app_data::<web::Data<AppState>>()
+            .is_some_and(|state| state.settings.features.twilio_voice)
+    }))
 }

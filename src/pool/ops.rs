@@ -2,7 +2,7 @@
 //!
 //! - `callvisor numbers import`: list the Twilio account's numbers and add the
 //!   ones the pool does not have (existing ones keep their state and learn
-//!   their provider id).
+//!   their provider id); tenants' business numbers are skipped, never shared.
 //! - `callvisor numbers point --env development|production`: set the voice
 //!   webhook and status callback of the account's numbers that callvisor
 //!   answers (pool numbers and tenants' numbers; `--all`: every number) to
@@ -27,6 +27,7 @@ use callvisor_actors::ids::E164;
 
 use super::twilio_account;
 use crate::config::{self, AppEnv, Purpose, Settings};
+use crate::db::numbers::ImportOutcome;
 use crate::db::{self, audit, numbers};
 
 /// `callvisor numbers …`
@@ -130,20 +131,25 @@ async fn import(settings: &Settings) -> Result<(), String> {
         .await
         .map_err(|e| format!("twilio: {e}"))?;
     let mut conn = connect(settings).await?;
-    let (mut added, mut known) = (Vec::new(), 0usize);
+    let (mut added, mut known, mut skipped) = (Vec::new(), 0usize, Vec::new());
     for n in &owned {
         let Ok(number) = E164::parse(&n.phone_number) else {
             println!("skipped {} (not E.164)", n.phone_number);
             continue;
         };
-        if numbers::import(&mut conn, number.as_str(), Some(&n.sid))
+        match numbers::import(&mut conn, number.as_str(), Some(&n.sid))
             .await
             .map_err(|e| e.to_string())?
         {
-            println!("added {number} ({})", n.sid);
-            added.push(number.to_string());
-        } else {
-            known += 1;
+            ImportOutcome::Added => {
+                println!("added {number} ({})", n.sid);
+                added.push(number.to_string());
+            }
+            ImportOutcome::AlreadyInPool => known += 1,
+            ImportOutcome::TenantNumber => {
+                println!("skipped {number} (a tenant's business number)");
+                skipped.push(number.to_string());
+            }
         }
     }
     audit::record(
@@ -151,19 +157,21 @@ async fn import(settings: &Settings) -> Result<(), String> {
         "cli",
         "pool.import",
         None,
-        json!({ "added": added, "already_in_pool": known }),
+        json!({ "added": added, "already_in_pool": known, "skipped_tenant_numbers": skipped }),
     )
     .await
     .map_err(|e| e.to_string())?;
     log::info!(
-        "{} actor=cli action=pool.import added={} already_in_pool={known}",
+        "{} actor=cli action=pool.import added={} already_in_pool={known} skipped_tenant_numbers={}",
         events::ADMIN_ACTION,
-        added.len()
+        added.len(),
+        skipped.len()
     );
     println!(
-        "{} numbers on the account: {} added, {known} already in the pool",
+        "{} numbers on the account: {} added, {known} already in the pool, {} tenants' numbers skipped",
         owned.len(),
-        added.len()
+        added.len(),
+        skipped.len()
     );
     Ok(())
 }

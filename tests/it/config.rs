@@ -62,20 +62,171 @@ fn environment_overrides_files_which_override_defaults() {
     assert_eq!(overridden.calls.drain_seconds, 7);
 }
 
+/// `APP_ENV` chosen on purpose: a development machine with real-looking settings.
+const DEV: (&str, &str) = ("APP_ENV", "development");
+
 #[test]
-fn app_env_defaults_to_development() {
-    let settings = load(COMPLETE).unwrap();
+fn app_env_defaults_to_development_for_a_process_that_looks_like_one() {
+    // Test keys and a loopback PUBLIC_URL: a laptop.
+    let settings = load(&with(&[("PUBLIC_URL", "http://127.0.0.1:8080")])).unwrap();
     assert_eq!(settings.app_env, AppEnv::Development);
     assert_eq!(settings.server.port, 8080);
 }
 
 #[test]
+fn a_process_with_production_credentials_and_no_app_env_refuses_to_start() {
+    let loopback = ("PUBLIC_URL", "http://127.0.0.1:8080");
+    // Each sign alone is enough; the message names it, not its value.
+    for (case, extra, sign) in [
+        ("public URL", vec![], "PUBLIC_URL is not a loopback address"),
+        (
+            "live Stripe key",
+            vec![loopback, ("STRIPE_SECRET_KEY", "sk_live_stripe-secret-7")],
+            "STRIPE_SECRET_KEY is a live key",
+        ),
+        (
+            "real-looking Twilio token",
+            vec![
+                loopback,
+                ("TWILIO_AUTH_TOKEN", "0123456789abcdef0123456789abcdef"),
+            ],
+            "TWILIO_AUTH_TOKEN has the shape of a real one",
+        ),
+    ] {
+        let error = load(&with(&extra)).unwrap_err();
+        let message = error.to_string();
+        let app_env: Vec<_> = error
+            .issues()
+            .iter()
+            .filter(|i| i.variable == "APP_ENV")
+            .collect();
+        assert_eq!(app_env.len(), 1, "{case}: {message}");
+        assert!(app_env[0].problem.contains(sign), "{case}: {message}");
+        assert!(
+            app_env[0].problem.contains("APP_ENV=production"),
+            "{case}: {message}"
+        );
+        assert!(message.contains("APP_ENV=(not set)"), "{case}: {message}");
+        for secret in ["stripe-secret-7", "0123456789abcdef0123456789abcdef"] {
+            assert!(!message.contains(secret), "{case}: {message}");
+        }
+        // Saying which environment it is settles it.
+        let mut chosen = extra.clone();
+        chosen.push(DEV);
+        assert!(load(&with(&chosen)).is_ok(), "{case} with APP_ENV set");
+    }
+}
+
+#[test]
+fn production_refuses_plain_http_and_ws_urls_naming_every_one() {
+    let insecure = [
+        ("PUBLIC_URL", "http://engine.example.com"),
+        ("OPENAI_BASE_URL", "http://api.openai.example/v1"),
+        ("OPENAI_REALTIME_URL", "ws://api.openai.example/v1/realtime"),
+        ("TWILIO_API_BASE", "http://api.twilio.example/2010-04-01"),
+        ("STRIPE_API_BASE", "http://api.stripe.example"),
+    ];
+    let mut production = vec![("APP_ENV", "production")];
+    production.extend_from_slice(&insecure);
+    let error = load(&with(&production)).unwrap_err();
+    let message = error.to_string();
+    for (variable, _) in insecure {
+        let issues: Vec<_> = error
+            .issues()
+            .iter()
+            .filter(|i| i.variable == variable)
+            .collect();
+        assert_eq!(issues.len(), 1, "{variable} once in:\n{message}");
+        assert!(
+            issues[0].problem.contains("in production"),
+            "{variable}: {message}"
+        );
+    }
+    // The same URLs are fine outside production (stand-ins, a laptop).
+    let mut test = vec![("APP_ENV", "test")];
+    test.extend_from_slice(&insecure);
+    assert!(load(&with(&test)).is_ok());
+    // And the secure ones are fine in production.
+    assert!(load(&with(&[("APP_ENV", "production")])).is_ok());
+}
+
+#[test]
+fn features_that_switch_on_nothing_yet_require_no_secrets() {
+    let settings = load(&with(&[
+        ("APP_ENV", "production"),
+        ("CALLVISOR__FEATURES__BILLING", "true"),
+        ("CALLVISOR__FEATURES__OPENAI_SIP", "true"),
+    ]));
+    assert!(
+        settings.is_ok(),
+        "{:?}",
+        settings.err().map(|e| e.to_string())
+    );
+}
+
+#[actix_web::test]
+async fn twilio_voice_off_removes_the_twilio_routes() {
+    use crate::helpers::app::{settings_from, test_env, TestApp};
+    use crate::helpers::db::TestDb;
+
+    let paths = [
+        (actix_web::http::Method::POST, "/twilio/voice"),
+        (actix_web::http::Method::POST, "/incoming-call-realtime"),
+        (actix_web::http::Method::GET, "/twilio/media"),
+        (actix_web::http::Method::GET, "/twilio-media"),
+        (actix_web::http::Method::POST, "/twilio/status"),
+    ];
+    let statuses = |app: &TestApp| {
+        let address = app.address.clone();
+        let paths = paths.clone();
+        async move {
+            let mut out = Vec::new();
+            for (method, path) in paths {
+                let response = awc::Client::new()
+                    .request(method, format!("{address}{path}"))
+                    .send()
+                    .await
+                    .unwrap();
+                out.push((path, response.status().as_u16()));
+            }
+            out
+        }
+    };
+    // Arrange: the same service with the feature on and off.
+    let on = TestApp::spawn().await;
+    let db = TestDb::migrated();
+    let mut env = test_env(&db.url);
+    env.insert("CALLVISOR__FEATURES__TWILIO_VOICE".into(), "false".into());
+    let mut off = TestApp::spawn_with(settings_from(&env)).await;
+    off.db = Some(db);
+
+    // Act
+    let with_feature = statuses(&on).await;
+    let without = statuses(&off).await;
+
+    // Assert: there (refused unsigned, but routed) with it, gone without it.
+    assert!(
+        with_feature.iter().all(|(_, status)| *status != 404),
+        "{with_feature:?}"
+    );
+    assert!(
+        without.iter().all(|(_, status)| *status == 404),
+        "{without:?}"
+    );
+    let (status, _) = off.get_json("/healthz").await;
+    assert_eq!(status, 200, "the rest is still served");
+    on.shutdown.shutdown().await;
+    off.shutdown.shutdown().await;
+}
+
+#[test]
 fn the_old_engines_names_keep_working() {
-    let defaults = load(COMPLETE).unwrap();
+    let defaults = load(&with(&[DEV])).unwrap();
     assert_eq!(defaults.openai.realtime_model, "gpt-realtime");
     assert_eq!(defaults.openai.model_mini, "gpt-5-mini");
 
     let settings = load(&with(&[
+        DEV,
         ("OPENAI_REALTIME_MODEL", "gpt-realtime-mini"),
         ("OPENAI_MODEL_MINI", "gpt-5-nano"),
         ("OPENAI_BASE_URL", "http://127.0.0.1:9001/v1"),
@@ -156,13 +307,18 @@ fn only_enabled_features_are_required() {
         admin_off.err().map(|e| e.to_string())
     );
 
-    let billing_on = load(&with(&[("CALLVISOR__FEATURES__BILLING", "true")])).unwrap_err();
-    let variables: Vec<&str> = billing_on
+    let summaries_on = load(&[
+        ("DATABASE_URL", "postgres://127.0.0.1/x"),
+        ("CALLVISOR__FEATURES__ADMIN", "false"),
+        ("CALLVISOR__FEATURES__TWILIO_VOICE", "false"),
+    ])
+    .unwrap_err();
+    let variables: Vec<&str> = summaries_on
         .issues()
         .iter()
         .map(|i| i.variable.as_str())
         .collect();
-    assert_eq!(variables, ["STRIPE_SECRET_KEY", "STRIPE_WEBHOOK_SECRET"]);
+    assert_eq!(variables, ["OPENAI_API_KEY"]);
 
     // `migrate` needs the database alone.
     let migrate = config::load_from(
@@ -182,7 +338,11 @@ fn only_enabled_features_are_required() {
 
 #[test]
 fn production_cannot_switch_signature_checks_off() {
-    let dev = load(&with(&[("CALLVISOR__SERVER__VERIFY_SIGNATURES", "false")])).unwrap();
+    let dev = load(&with(&[
+        DEV,
+        ("CALLVISOR__SERVER__VERIFY_SIGNATURES", "false"),
+    ]))
+    .unwrap();
     assert!(!dev.server.verify_signatures);
 
     let prod = load(&with(&[
@@ -213,6 +373,7 @@ fn unknown_settings_and_environments_are_errors_not_ignored() {
 #[test]
 fn secrets_never_appear_in_debug_output_or_errors() {
     let settings = load(&with(&[
+        DEV,
         ("OPENAI_WEBHOOK_SECRET", "whsec_webhook-secret-9"),
         ("STRIPE_SECRET_KEY", "sk_live_stripe-secret-7"),
     ]))

@@ -10,7 +10,9 @@ use diesel::connection::SimpleConnection;
 use serde_json::json;
 
 use crate::helpers::db::TestDb;
-use crate::helpers::pool::{count, eventually, pairs, shared_numbers, tenant, twilio, Instance};
+use crate::helpers::pool::{
+    count, eventually, inbound_call, pairs, shared_numbers, tenant, twilio, Instance,
+};
 
 #[actix_web::test]
 async fn dedicated_first_then_least_used_shared_and_never_maintenance_or_reserved() {
@@ -330,4 +332,141 @@ async fn one_claim_leases_exactly_one_number_whatever_the_plan() {
             k + 1
         );
     }
+}
+
+#[actix_web::test]
+async fn importing_the_account_skips_tenants_business_numbers() {
+    // Arrange: the account owns a tenant's business number and a spare one.
+    let db = TestDb::migrated();
+    let mut conn = db.connect();
+    let business = "+14155550200";
+    tenant(&mut conn, business, "standard", 100, None);
+    let stand_in = twilio(&[business, "+14155550201"]);
+    let instance = Instance::start(&db.url, &stand_in.base_url(), &[]).await;
+
+    // Act
+    let (status, imported) = instance
+        .admin()
+        .post("/admin/pool/import", &json!({}))
+        .await;
+
+    // Assert: the spare number is shared; the business number is not in the pool.
+    assert_eq!(status, 200, "{imported}");
+    assert_eq!(imported["added"], json!(["+14155550201"]));
+    assert_eq!(imported["skipped_tenant_numbers"], json!([business]));
+    assert_eq!(
+        count(
+            &mut conn,
+            &format!("SELECT count(*) AS n FROM phone_numbers WHERE phone_number = '{business}'")
+        ),
+        0
+    );
+}
+
+#[actix_web::test]
+async fn a_tenants_business_number_in_the_pool_is_never_lent_to_another_tenant() {
+    // Arrange: two tenants' business numbers got into the pool (an old
+    // import, an operator's mistake): one shared, one dedicated to a third tenant.
+    let db = TestDb::migrated();
+    let mut sync = db.connect();
+    let owner = tenant(&mut sync, "+15550560001", "standard", 100, None);
+    tenant(&mut sync, "+15550560002", "standard", 100, None);
+    let other = tenant(&mut sync, "+15550560003", "enterprise", 100, None);
+    sync.batch_execute(&format!(
+        "INSERT INTO phone_numbers (phone_number) VALUES ('+15550560001');
+         INSERT INTO phone_numbers (phone_number, dedicated_to) VALUES ('+15550560002', '{other}');"
+    ))
+    .unwrap();
+    let pool = callvisor::db::build_async_pool(&db.url, 1, Duration::from_secs(5)).unwrap();
+    let mut conn = pool.get().await.unwrap();
+    let claim = |tenant: &str, holder: &'static str| callvisor::db::numbers::Claim {
+        tenant_id: uuid::Uuid::parse_str(tenant).unwrap(),
+        holder,
+        instance_id: "i1",
+        use_dedicated: true,
+        use_shared: true,
+        ttl_seconds: 60.0,
+    };
+
+    // Act
+    let lent = callvisor::db::numbers::claim(&mut conn, &claim(&other, "o1"))
+        .await
+        .unwrap();
+    let own = callvisor::db::numbers::claim(&mut conn, &claim(&owner, "w1"))
+        .await
+        .unwrap();
+
+    // Assert: the other tenant gets neither; the owner may call from its own.
+    assert!(lent.is_none(), "{lent:?}");
+    assert_eq!(own.map(|l| l.phone_number).as_deref(), Some("+15550560001"));
+}
+
+#[actix_web::test]
+async fn a_call_to_a_dedicated_number_reaches_its_tenant_but_a_shared_one_reaches_nobody() {
+    // Arrange: an enterprise tenant with a dedicated pool number, and a shared number.
+    let db = TestDb::migrated();
+    let mut conn = db.connect();
+    let enterprise = tenant(&mut conn, "+15550570001", "enterprise", 100, None);
+    conn.batch_execute(&format!(
+        "INSERT INTO phone_numbers (phone_number, dedicated_to) VALUES ('+15550570100', '{enterprise}');
+         INSERT INTO phone_numbers (phone_number) VALUES ('+15550570200');"
+    ))
+    .unwrap();
+    let stand_in = twilio(&[]);
+    let instance = Instance::start(&db.url, &stand_in.base_url(), &[]).await;
+
+    // Act
+    let (dedicated_sid, dedicated) = inbound_call(&instance.address, "+15550570100").await;
+    let (shared_sid, shared) = inbound_call(&instance.address, "+15550570200").await;
+
+    // Assert: the dedicated number's call is the tenant's, on record as such.
+    assert!(dedicated.contains("<Connect>"), "{dedicated}");
+    assert!(dedicated.contains(&enterprise), "{dedicated}");
+    assert_eq!(
+        count(
+            &mut conn,
+            &format!("SELECT count(*) AS n FROM call_logs WHERE call_sid = '{dedicated_sid}' AND user_id = '{enterprise}'")
+        ),
+        1
+    );
+    // A shared number is nobody's: as before, `unknown_number`.
+    assert!(
+        shared.contains("<Hangup/>") && !shared.contains("<Connect>"),
+        "{shared}"
+    );
+    let line = instance
+        .wait_for_log(Duration::from_secs(5), |l| {
+            l.contains("CALL_REJECTED") && l.contains(&shared_sid)
+        })
+        .await
+        .unwrap();
+    assert!(line.contains("reason=unknown_number"), "{line}");
+}
+
+#[actix_web::test]
+async fn a_tenants_business_number_in_the_pool_is_never_retired_nor_counted_free() {
+    // Arrange: a tenant's business number and a spare number, both in the
+    // pool and idle for two days.
+    let db = TestDb::migrated();
+    let mut sync = db.connect();
+    tenant(&mut sync, "+15550580001", "standard", 100, None);
+    sync.batch_execute(
+        "INSERT INTO phone_numbers (phone_number, provider_sid, created_at) VALUES
+             ('+15550580001', 'PNbusiness', now() - interval '2 days'),
+             ('+15550580002', 'PNspare', now() - interval '2 days');",
+    )
+    .unwrap();
+    let pool = callvisor::db::build_async_pool(&db.url, 1, Duration::from_secs(5)).unwrap();
+    let mut conn = pool.get().await.unwrap();
+
+    // Act
+    let census = callvisor::db::numbers::census(&mut conn).await.unwrap();
+    let retiring = callvisor::db::numbers::take_idle(&mut conn, 3600.0, 0, 10)
+        .await
+        .unwrap();
+
+    // Assert: only the spare is free for the pool and released at Twilio.
+    assert_eq!((census.free_shared, census.total), (1, 2));
+    let numbers: Vec<&str> = retiring.iter().map(|r| r.phone_number.as_str()).collect();
+    assert_eq!(numbers, ["+15550580002"]);
 }

@@ -184,3 +184,80 @@ async fn end_call_lets_the_last_words_play_then_closes_the_stream() {
     assert_eq!(row.end_reason.as_deref(), Some("agent_ended"));
     world.stop().await;
 }
+
+#[actix_web::test]
+async fn a_campaign_calls_reservation_defaults_to_the_called_customers_number() {
+    // Arrange: a campaign of the tenant calling a customer from a pool number;
+    // Twilio's webhook for the answered call carries `From` = the pool number
+    // and `To` = the customer.
+    let world = CallWorld::start().await;
+    let (pool_number, customer) = ("+15550200042", "+15550807777");
+    let call_sid = format!("CA{}", uuid::Uuid::new_v4().simple());
+    #[derive(QueryableByName)]
+    struct Id {
+        #[diesel(sql_type = Text)]
+        id: String,
+    }
+    let campaign = diesel::sql_query(format!(
+        "WITH c AS (INSERT INTO campaigns (user_id, max_concurrency, created_by)
+                    VALUES ('{tenant}', 1, 'test') RETURNING id),
+              t AS (INSERT INTO campaign_targets (campaign_id, position, to_number, status, from_number, call_sid)
+                    SELECT id, 0, '{customer}', 'calling', '{pool_number}', '{call_sid}' FROM c)
+         SELECT id::text AS id FROM c",
+        tenant = world.tenant_id
+    ))
+    .get_result::<Id>(&mut world.db().connect())
+    .unwrap()
+    .id;
+    let mut caller = world.caller();
+    caller.webhook_url = format!("{}/twilio/voice?campaign={campaign}", world.app.address);
+    caller.sign_url = Some(format!(
+        "{}/twilio/voice?campaign={campaign}",
+        crate::helpers::calls::PUBLIC_URL
+    ));
+    caller.call_sid = Some(call_sid.clone());
+    caller.direction = "outbound-api".to_owned();
+    caller.from = pool_number.to_owned();
+    caller.to = customer.to_owned();
+    caller.speak_for = Duration::from_secs(4);
+    caller.end = CallEnd::Stop {
+        after_audio: Duration::from_millis(300),
+    };
+    let session = CallerSession::start(caller).await.unwrap();
+    world.wait_for_agent().await;
+
+    // Act: the agent books without asking for a number.
+    world
+        .standins
+        .realtime
+        .emit_tool_call(
+            "create_reservation",
+            r#"{"customer_name":"Grace","requested_date":"2026-12-24","requested_time":"20:00"}"#,
+        )
+        .await;
+    assert!(
+        callvisor_standins::wait_until(Duration::from_secs(5), || tool_outputs(&world).len() == 1)
+            .await
+    );
+    session.wait().await;
+
+    // Assert: the contact is the customer called, not our pool number.
+    assert_eq!(tool_outputs(&world)[0].1["ok"], true);
+    let stored: Vec<Reservation> = diesel::sql_query(
+        "SELECT requested_date::text AS date, to_char(requested_time, 'HH24:MI') AS time, answers, customer_phone
+         FROM reservation_requests WHERE call_sid = $1",
+    )
+    .bind::<Text, _>(&call_sid)
+    .load(&mut world.db().connect())
+    .unwrap();
+    assert_eq!(stored.len(), 1);
+    assert_eq!(stored[0].customer_phone.as_deref(), Some(customer));
+    let row = world.call_row(&call_sid).unwrap();
+    assert_eq!(
+        row.caller_number.as_deref(),
+        Some(pool_number),
+        "the log keeps Twilio's From"
+    );
+    assert_eq!(row.recipient_number.as_deref(), Some(customer));
+    world.stop().await;
+}

@@ -16,7 +16,7 @@ use callvisor_actors::phone_pool::messages::{Allocate, PoolError, Release};
 use callvisor_actors::phone_pool::valid_holder;
 
 use super::{connection, log_action, parse_uuid, tenant_scope, usd, AdminError, Operator};
-use crate::db::numbers::{self, Change, NewNumber, NumberRow, SETTABLE_STATUSES};
+use crate::db::numbers::{self, Change, ImportOutcome, NewNumber, NumberRow, SETTABLE_STATUSES};
 use crate::db::{audit, tenants};
 use crate::startup::AppState;
 
@@ -248,7 +248,8 @@ pub async fn add(
     )))
 }
 
-/// `POST /admin/pool/import`: adds every number the Twilio account owns.
+/// `POST /admin/pool/import`: adds every number the Twilio account owns,
+/// except tenants' business numbers (listed as `skipped_tenant_numbers`).
 pub async fn import(
     state: web::Data<AppState>,
     operator: Operator,
@@ -262,17 +263,17 @@ pub async fn import(
     })?;
     let mut conn = connection(&state).await?;
     let actor = operator.0.clone();
-    let (added, known) = conn
+    let (added, known, skipped) = conn
         .transaction::<_, AdminError, _>(async move |conn| {
-            let (mut added, mut known) = (Vec::new(), Vec::new());
+            let (mut added, mut known, mut skipped) = (Vec::new(), Vec::new(), Vec::new());
             for n in &owned {
                 let Ok(number) = E164::parse(&n.phone_number) else {
                     continue;
                 };
-                if numbers::import(conn, number.as_str(), Some(&n.sid)).await? {
-                    added.push(number.to_string());
-                } else {
-                    known.push(number.to_string());
+                match numbers::import(conn, number.as_str(), Some(&n.sid)).await? {
+                    ImportOutcome::Added => added.push(number.to_string()),
+                    ImportOutcome::AlreadyInPool => known.push(number.to_string()),
+                    ImportOutcome::TenantNumber => skipped.push(number.to_string()),
                 }
             }
             audit::record(
@@ -280,21 +281,27 @@ pub async fn import(
                 &actor,
                 "pool.import",
                 None,
-                json!({ "added": added, "already_in_pool": known.len() }),
+                json!({ "added": added, "already_in_pool": known.len(),
+                        "skipped_tenant_numbers": skipped }),
             )
             .await?;
-            Ok((added, known))
+            Ok((added, known, skipped))
         })
         .await?;
     log_action(
         &operator,
         "pool.import",
         "-",
-        &format!("added={}", added.len()),
+        &format!(
+            "added={} skipped_tenant_numbers={}",
+            added.len(),
+            skipped.len()
+        ),
     );
     Ok(HttpResponse::Ok().json(json!({
         "added": added,
         "already_in_pool": known,
+        "skipped_tenant_numbers": skipped,
     })))
 }
 
