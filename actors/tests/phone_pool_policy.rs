@@ -31,6 +31,10 @@ struct Row {
 struct Memory {
     rows: Mutex<Vec<Row>>,
     claims: Mutex<Vec<ClaimRequest>>,
+    /// How long an idle-release query takes (a slow database).
+    idle_query: Mutex<Duration>,
+    /// Idle-release queries started.
+    idle_queries: Mutex<u32>,
 }
 
 impl Memory {
@@ -47,6 +51,8 @@ impl Memory {
                     .collect(),
             ),
             claims: Mutex::default(),
+            idle_query: Mutex::default(),
+            idle_queries: Mutex::default(),
         })
     }
 
@@ -173,7 +179,12 @@ impl NumberLeases for Memory {
         _: u32,
         _: u32,
     ) -> PortFuture<Result<Vec<RetiringNumber>, PortError>> {
-        ready(Ok(Vec::new()))
+        *self.idle_queries.lock().unwrap() += 1;
+        let takes = *self.idle_query.lock().unwrap();
+        Box::pin(async move {
+            actix_rt::time::sleep(takes).await;
+            Ok(Vec::new())
+        })
     }
 
     fn retire(&self, _: &str) -> PortFuture<Result<(), PortError>> {
@@ -333,4 +344,42 @@ async fn held_leases_are_renewed_until_released_here_or_elsewhere() {
     assert_eq!(freed.as_deref(), Some("+15550000001"));
     assert!(store.rows.lock().unwrap().iter().all(|r| r.renewals >= 2));
     assert!(pool.send(ListHeld).await.unwrap().is_empty());
+}
+
+#[actix_web::test]
+async fn a_dry_pool_waits_for_a_running_maintenance_round_then_buys() {
+    // Arrange: the only number is held; maintenance rounds run often and each
+    // spends a while in its idle-release query, holding the provisioning turn.
+    let store = Memory::with(&[("+15550000002", None)]);
+    *store.idle_query.lock().unwrap() = Duration::from_millis(300);
+    let shop = Arc::new(Shop::default());
+    let mut policy = policy(true, 5);
+    policy.idle_release_after = Some(Duration::from_secs(3600));
+    policy.maintenance_every = Duration::from_millis(20);
+    let pool = PhonePoolActor::new("i1", store.clone(), shop.clone(), policy).start();
+    pool.send(allocate(STANDARD, "standard", "a"))
+        .await
+        .unwrap()
+        .unwrap();
+    for _ in 0..500 {
+        if *store.idle_queries.lock().unwrap() > 0 {
+            break;
+        }
+        actix_rt::time::sleep(Duration::from_millis(2)).await;
+    }
+    assert!(
+        *store.idle_queries.lock().unwrap() > 0,
+        "a round is running"
+    );
+
+    // Act: a request finds the pool dry while that round runs.
+    let second = pool
+        .send(allocate(STANDARD, "standard", "b"))
+        .await
+        .unwrap();
+
+    // Assert: it waited for the round and bought, instead of `Exhausted`.
+    let second = second.expect("a number once the round is over");
+    assert!(second.bought, "{second:?}");
+    assert_eq!(*shop.sold.lock().unwrap(), 1);
 }

@@ -35,6 +35,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use actix::prelude::*;
+use tokio::sync::Mutex;
 
 use crate::events;
 use crate::ids::TenantId;
@@ -48,6 +49,12 @@ use messages::{
 /// How long the pool-wide provisioning lock is taken for (longer than a few
 /// REST round trips; a dead holder's lock lapses after it).
 const PROVISIONING_LOCK: Duration = Duration::from_secs(60);
+/// How often an allocation that found the pool dry asks again for the
+/// pool-wide provisioning lock another instance holds, before it answers
+/// `Exhausted` (the holder frees or buys a number within a round or a purchase).
+const PROVISIONING_LOCK_ATTEMPTS: u32 = 10;
+/// The wait between those asks.
+const PROVISIONING_LOCK_RETRY: Duration = Duration::from_millis(200);
 
 /// Idle numbers released per background round at most.
 const IDLE_RELEASE_BATCH: u32 = 10;
@@ -118,8 +125,11 @@ pub struct PhonePoolActor {
     provider: Arc<dyn NumberProvider>,
     policy: PoolPolicy,
     held: HashMap<String, Held>,
-    /// One purchase at a time on this instance (shared with in-flight futures).
-    buying: Rc<Cell<bool>>,
+    /// Held while this instance provisions (a purchase, or a maintenance
+    /// round's top-up and idle release): one at a time, shared with the
+    /// in-flight futures. An allocation waits for it rather than being refused
+    /// while a round that may free or buy a number is running.
+    buying: Rc<Mutex<()>>,
     renewing: bool,
     maintaining: Rc<Cell<bool>>,
 }
@@ -138,7 +148,7 @@ impl PhonePoolActor {
             provider,
             policy,
             held: HashMap::new(),
-            buying: Rc::new(Cell::new(false)),
+            buying: Rc::new(Mutex::new(())),
             renewing: false,
             maintaining: Rc::new(Cell::new(false)),
         }
@@ -228,7 +238,7 @@ impl actix::Supervised for PhonePoolActor {
     fn restarting(&mut self, _ctx: &mut Self::Context) {
         // In-flight futures died with the old context; their flags must not stick.
         self.renewing = false;
-        self.buying.set(false);
+        self.buying = Rc::new(Mutex::new(()));
         self.maintaining.set(false);
     }
 }
@@ -319,7 +329,7 @@ async fn allocate(
     provider: Arc<dyn NumberProvider>,
     request: ClaimRequest,
     buy_cap: Option<u32>,
-    buying: Rc<Cell<bool>>,
+    buying: Rc<Mutex<()>>,
 ) -> Result<(LeasedNumber, bool), PoolError> {
     let unavailable = |e: PortError| PoolError::Unavailable(e.0);
     if let Some(number) = leases.claim(request.clone()).await.map_err(unavailable)? {
@@ -328,18 +338,27 @@ async fn allocate(
     let Some(cap) = buy_cap else {
         return Err(PoolError::Exhausted);
     };
-    // A purchase already running here will serve the next requests.
-    if buying.replace(true) {
-        return Err(PoolError::Exhausted);
-    }
+    // Wait for a purchase or maintenance round running here: it may free or
+    // buy the number this request needs (the claim below looks again).
+    let _provisioning = buying.lock().await;
     let instance = request.instance_id.clone();
     let result = async {
-        if !leases
+        // Another instance may be provisioning: wait a little for its lock
+        // (it holds it for one purchase or one round), then give up.
+        let mut attempt = 0;
+        while !leases
             .lock_provisioning(&instance, PROVISIONING_LOCK)
             .await
             .map_err(unavailable)?
         {
-            return Err(PoolError::Exhausted);
+            attempt += 1;
+            if attempt >= PROVISIONING_LOCK_ATTEMPTS {
+                return Err(PoolError::Exhausted);
+            }
+            if let Some(number) = leases.claim(request.clone()).await.map_err(unavailable)? {
+                return Ok((number, false));
+            }
+            actix_rt::time::sleep(PROVISIONING_LOCK_RETRY).await;
         }
         let bought = async {
             // Someone may have freed or bought one while we waited.
@@ -373,7 +392,6 @@ async fn allocate(
         bought
     }
     .await;
-    buying.set(false);
     result
 }
 
@@ -410,7 +428,7 @@ async fn maintenance_round(
     provider: Arc<dyn NumberProvider>,
     policy: PoolPolicy,
     instance: String,
-    buying: Rc<Cell<bool>>,
+    buying: Rc<Mutex<()>>,
 ) -> MaintenanceReport {
     let mut report = MaintenanceReport::default();
     match leases.reclaim_expired().await {
@@ -432,10 +450,11 @@ async fn maintenance_round(
     if !top_up && policy.idle_release_after.is_none() {
         return report;
     }
-    if buying.replace(true) {
+    // An allocation is buying: this round can wait for the next tick.
+    let Ok(_provisioning) = buying.try_lock() else {
         report.skipped = true;
         return report;
-    }
+    };
     match leases.lock_provisioning(&instance, PROVISIONING_LOCK).await {
         Ok(true) => {
             if top_up {
@@ -452,7 +471,6 @@ async fn maintenance_round(
         Ok(false) => report.skipped = true,
         Err(e) => fail(&instance, "lock_provisioning", &e),
     }
-    buying.set(false);
     report
 }
 
