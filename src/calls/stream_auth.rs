@@ -1,8 +1,15 @@
-//! The media-stream token check, over the shared server secret: any instance
-//! can accept any call's socket without shared memory.
+//! The media-stream checks: the token, over the shared server secret (any
+//! instance can accept any call's socket without shared memory), and the
+//! admission of the stream against the call's row in PostgreSQL (an ended
+//! call admits nothing; a call carried by a live stream admits no other).
 
-use callvisor_actors::ports::StreamAuthority;
+use std::sync::Arc;
 
+use callvisor_actors::ports::{
+    PortError, PortFuture, StreamAuthority, StreamClaim, StreamRefusal,
+};
+
+use crate::db::{call_logs, AsyncPool};
 use crate::signing::stream_token::{self, StreamClaims, TokenError};
 
 /// Issues and checks stream tokens with one secret.
@@ -34,10 +41,9 @@ impl StreamSecret {
             },
         )
     }
-}
 
-impl StreamAuthority for StreamSecret {
-    fn check(&self, token: &str, call_sid: &str, tenant_id: &str) -> Result<(), String> {
+    /// Ok when `token` was issued for this CallSid and tenant and has not expired.
+    pub fn check(&self, token: &str, call_sid: &str, tenant_id: &str) -> Result<(), String> {
         let now = chrono::Utc::now().timestamp();
         stream_token::verify(&self.secret, token, call_sid, tenant_id, now)
             .map(|_| ())
@@ -49,5 +55,57 @@ impl StreamAuthority for StreamSecret {
                 }
                 .to_owned()
             })
+    }
+}
+
+/// The token check, then the admission against `call_logs` (the actors' port).
+pub struct StreamGuard {
+    secret: Arc<StreamSecret>,
+    pool: AsyncPool,
+    instance_id: String,
+}
+
+impl StreamGuard {
+    /// Checks tokens with `secret`, admits streams for `instance_id` over `pool`.
+    pub fn new(secret: Arc<StreamSecret>, pool: AsyncPool, instance_id: &str) -> Self {
+        Self {
+            secret,
+            pool,
+            instance_id: instance_id.to_owned(),
+        }
+    }
+}
+
+impl StreamAuthority for StreamGuard {
+    fn check(&self, token: &str, call_sid: &str, tenant_id: &str) -> Result<(), String> {
+        self.secret.check(token, call_sid, tenant_id)
+    }
+
+    fn claim(&self, claim: StreamClaim) -> PortFuture<Result<(), StreamRefusal>> {
+        let pool = self.pool.clone();
+        let instance_id = self.instance_id.clone();
+        Box::pin(async move {
+            let tenant = uuid::Uuid::parse_str(claim.tenant_id.as_str())
+                .map_err(|_| StreamRefusal::NoRecord)?;
+            let unavailable = |e: &dyn std::fmt::Display| {
+                StreamRefusal::Unavailable(PortError(format!("database: {e}")))
+            };
+            let mut conn = pool.get().await.map_err(|e| unavailable(&e))?;
+            let outcome = call_logs::claim_stream(
+                &mut conn,
+                claim.call_sid.as_str(),
+                tenant,
+                claim.stream_sid.as_str(),
+                &instance_id,
+            )
+            .await
+            .map_err(|e| unavailable(&e))?;
+            match outcome {
+                call_logs::StreamClaimOutcome::Claimed => Ok(()),
+                call_logs::StreamClaimOutcome::Ended => Err(StreamRefusal::CallEnded),
+                call_logs::StreamClaimOutcome::InUse => Err(StreamRefusal::InUse),
+                call_logs::StreamClaimOutcome::NoRecord => Err(StreamRefusal::NoRecord),
+            }
+        })
     }
 }
