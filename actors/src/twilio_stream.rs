@@ -65,6 +65,11 @@ pub const MAX_INVALID_AFTER_START: u64 = 50;
 pub const REASON_IN_USE: &str = "stream_in_use";
 
 static NEXT_SOCKET: AtomicU64 = AtomicU64::new(1);
+/// Sockets refused before their `start` named a call, process-wide: a flood
+/// of strangers is logged sampled (the first few, then every hundredth).
+static STRANGERS_REFUSED: AtomicU64 = AtomicU64::new(0);
+/// Stranger refusals logged one by one before the log is sampled.
+const STRANGERS_LOGGED: u64 = 10;
 
 /// A socket's limits and the checks its `start` must pass (configuration).
 #[derive(Debug, Clone)]
@@ -165,14 +170,21 @@ impl TwilioStreamActor {
 
     /// Closes the socket with 1008 and `reason`; nothing more is done for it.
     fn refuse(&mut self, ctx: &mut ws::WebsocketContext<Self>, reason: &str) {
-        log::warn!(
-            "{} call_sid={} tenant={} socket={} reason={reason:?} invalid_frames={}",
-            events::STREAM_REJECTED,
-            self.call_sid(),
-            self.tenant(),
-            self.socket,
-            self.invalid_frames
-        );
+        let sampled = self.call_sid.is_none().then(|| {
+            let n = STRANGERS_REFUSED.fetch_add(1, Ordering::Relaxed) + 1;
+            (n, n <= STRANGERS_LOGGED || n.is_multiple_of(100))
+        });
+        if sampled.is_none_or(|(_, log)| log) {
+            log::warn!(
+                "{} call_sid={} tenant={} socket={} reason={reason:?} invalid_frames={} strangers_refused={}",
+                events::STREAM_REJECTED,
+                self.call_sid(),
+                self.tenant(),
+                self.socket,
+                self.invalid_frames,
+                sampled.map_or(0, |(n, _)| n)
+            );
+        }
         if let State::Attaching { held } = &self.state {
             self.log_dropped(held);
         }
@@ -215,12 +227,14 @@ impl TwilioStreamActor {
         }
     }
 
-    /// Counts a bad frame; logs the first and every 1000th; closes the socket
-    /// over the limit (a few before `start`, more on a call).
+    /// Counts a bad frame; on a call logs the first and every 1000th; closes
+    /// the socket over the limit (a few before `start`, more on a call).
     fn bad_frame(&mut self, ctx: &mut ws::WebsocketContext<Self>, error: &dyn std::fmt::Display) {
         self.invalid_frames += 1;
         let before_start = matches!(self.state, State::AwaitingStart);
-        if self.invalid_frames == 1 || self.invalid_frames.is_multiple_of(1000) {
+        // A stranger's frames are not logged one by one: its (sampled)
+        // refusal line carries the count.
+        if !before_start && (self.invalid_frames == 1 || self.invalid_frames.is_multiple_of(1000)) {
             log::warn!(
                 "{} call_sid={} tenant={} count={} error={:?}",
                 events::TWILIO_FRAME_INVALID,

@@ -292,7 +292,10 @@ async fn the_same_stream_takes_over_once_the_first_socket_closed_or_went_silent(
     let (msg, _new, new_probe) = hand_over(8, identity("MZ1"));
     assert_eq!(call.send(msg).await.unwrap(), Ok(()));
     settle().await;
-    assert!(probe.finished.lock().unwrap().is_empty(), "the call goes on");
+    assert!(
+        probe.finished.lock().unwrap().is_empty(),
+        "the call goes on"
+    );
     // Silent (open but no frame for handover_silence): taken over too, and the
     // old socket is told to close.
     let (msg, _newer, newer_probe) = hand_over(9, identity("MZ1"));
@@ -308,7 +311,10 @@ async fn the_same_stream_takes_over_once_the_first_socket_closed_or_went_silent(
     call.do_send(FromTwilio::SocketClosed { socket: 8 });
     settle().await;
     assert!(probe.finished.lock().unwrap().is_empty());
-    assert!(newer_probe.twilio.lock().unwrap().is_empty(), "9 was refused");
+    assert!(
+        newer_probe.twilio.lock().unwrap().is_empty(),
+        "9 was refused"
+    );
     assert_eq!(*new_probe.twilio.lock().unwrap(), vec!["close".to_owned()]);
     call.do_send(FromTwilio::Stopped { socket: 10 });
     settle().await;

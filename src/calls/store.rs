@@ -84,10 +84,9 @@ impl CallStore for DbCallStore {
                 .await
                 .optional()
                 .map_err(|e| db_error(DbError::from(e)))?;
-            let (caller, recipient, number_used, direction) = numbers
-                .ok_or_else(|| {
-                    PortError("no live call record for this CallSid and tenant".into())
-                })?;
+            let (caller, recipient, number_used, direction) = numbers.ok_or_else(|| {
+                PortError("no live call record for this CallSid and tenant".into())
+            })?;
             // A transfer shows one of our numbers: the pool number an outbound
             // call went out on, or the number an inbound call came in on.
             let caller_id = number_used.or_else(|| {

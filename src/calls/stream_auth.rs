@@ -5,9 +5,7 @@
 
 use std::sync::Arc;
 
-use callvisor_actors::ports::{
-    PortError, PortFuture, StreamAuthority, StreamClaim, StreamRefusal,
-};
+use callvisor_actors::ports::{PortError, PortFuture, StreamAuthority, StreamClaim, StreamRefusal};
 
 use crate::db::{call_logs, AsyncPool};
 use crate::signing::stream_token::{self, StreamClaims, TokenError};

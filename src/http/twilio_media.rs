@@ -7,8 +7,8 @@
 
 use actix_web::{web, HttpRequest, HttpResponse};
 use actix_web_actors::ws;
-use callvisor_actors::protocol::twilio::MAX_TWILIO_FRAME_BYTES;
 use callvisor_actors::events;
+use callvisor_actors::protocol::twilio::MAX_TWILIO_FRAME_BYTES;
 use callvisor_actors::twilio_stream::TwilioStreamActor;
 
 use super::error::ApiError;
@@ -36,7 +36,9 @@ pub async fn media(
                     full.refused
                 );
             }
-            return Err(ApiError::Unavailable("too many media sockets awaiting start".into()).into());
+            return Err(
+                ApiError::Unavailable("too many media sockets awaiting start".into()).into(),
+            );
         }
     };
     let actor = TwilioStreamActor::new(

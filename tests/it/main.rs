@@ -19,4 +19,7 @@ mod multi_instance;
 mod pool;
 mod shutdown;
 mod stream_auth;
+mod stream_hijack;
+mod stream_limits;
+mod stream_preopen;
 mod tools;
