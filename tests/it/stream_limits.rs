@@ -51,6 +51,19 @@ async fn sockets_over_the_cap_of_those_awaiting_start_are_refused_and_a_freed_sl
         RawStream::try_connect(&world.app.address).await.err(),
         Some(Some(503))
     );
+    let body = awc::Client::new()
+        .get(format!("{}/metrics", world.app.address))
+        .send()
+        .await
+        .unwrap()
+        .body()
+        .await
+        .unwrap();
+    let metrics = String::from_utf8_lossy(&body);
+    assert!(
+        metrics.contains("callvisor_media_sockets_awaiting_start 3"),
+        "{metrics}"
+    );
     // One leaves (its slot comes back once): one more may wait, not two.
     waiting.pop().unwrap().close().await;
     let deadline = Instant::now() + Duration::from_secs(3);
@@ -173,5 +186,39 @@ async fn an_idle_attacker_holds_no_socket_after_the_start_deadline() {
     assert!(accepted <= 256, "{accepted}");
     assert_eq!(accepted + refused, 500);
     assert_eq!(still_open, 0);
+    world.stop().await;
+}
+
+#[actix_web::test]
+async fn a_socket_whose_call_cannot_be_found_in_time_is_closed_and_its_held_audio_goes_nowhere() {
+    // Arrange: a 400 ms deadline for `start`, as long again to be attached;
+    // the call's row is locked so the stream's admission waits.
+    let world = CallWorld::start_with(StandInsConfig::default(), &[START_TIMEOUT]).await;
+    let (call_sid, params) = world.answer().await;
+    let mut lock = world.db().connect();
+    diesel::connection::SimpleConnection::batch_execute(
+        &mut lock,
+        &format!("BEGIN; SELECT 1 FROM call_logs WHERE call_sid = '{call_sid}' FOR UPDATE;"),
+    )
+    .unwrap();
+    // Act: a valid start, then audio that can only be held.
+    let mut stream = RawStream::connect(&world.app.address).await;
+    let started = Instant::now();
+    stream.start(&call_sid, &params).await;
+    stream.media(500).await;
+    // Assert: closed by the attach deadline, not left holding audio.
+    assert_eq!(
+        stream.ending(Duration::from_secs(5)).await,
+        Ending::Closed(Some(1008))
+    );
+    assert!(
+        started.elapsed() < Duration::from_secs(3),
+        "{:?}",
+        started.elapsed()
+    );
+    diesel::connection::SimpleConnection::batch_execute(&mut lock, "ROLLBACK").unwrap();
+    let realtime = &world.standins.realtime;
+    assert!(realtime.wait_for_sessions(1, Duration::from_secs(3)).await);
+    assert_eq!(realtime.with_session(0, |s| s.appends), Some(0));
     world.stop().await;
 }
