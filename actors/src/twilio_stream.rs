@@ -61,8 +61,6 @@ pub const MAX_INVALID_BEFORE_START: u64 = 5;
 /// Bad frames that close a socket carrying a call (more patience: the call
 /// is someone's conversation, and one odd frame must not end it).
 pub const MAX_INVALID_AFTER_START: u64 = 50;
-/// The reason a refused hand-over or replayed token is closed with.
-pub const REASON_IN_USE: &str = "stream_in_use";
 
 static NEXT_SOCKET: AtomicU64 = AtomicU64::new(1);
 /// Sockets refused before their `start` named a call, process-wide: a flood

@@ -4,6 +4,7 @@
 //! call admits nothing; a call carried by a live stream admits no other).
 
 use std::sync::Arc;
+use std::time::Duration;
 
 use callvisor_actors::ports::{PortError, PortFuture, StreamAuthority, StreamClaim, StreamRefusal};
 
@@ -56,6 +57,29 @@ impl StreamSecret {
     }
 }
 
+/// Attempts at asking the database before a stream is refused as unanswerable.
+const CLAIM_ATTEMPTS: u32 = 3;
+
+async fn try_claim(
+    pool: &AsyncPool,
+    claim: &StreamClaim,
+    tenant: uuid::Uuid,
+    instance_id: &str,
+) -> Result<call_logs::StreamClaimOutcome, StreamRefusal> {
+    let unavailable =
+        |e: &dyn std::fmt::Display| StreamRefusal::Unavailable(PortError(format!("database: {e}")));
+    let mut conn = pool.get().await.map_err(|e| unavailable(&e))?;
+    call_logs::claim_stream(
+        &mut conn,
+        claim.call_sid.as_str(),
+        tenant,
+        claim.stream_sid.as_str(),
+        instance_id,
+    )
+    .await
+    .map_err(|e| unavailable(&e))
+}
+
 /// The token check, then the admission against `call_logs` (the actors' port).
 pub struct StreamGuard {
     secret: Arc<StreamSecret>,
@@ -85,19 +109,19 @@ impl StreamAuthority for StreamGuard {
         Box::pin(async move {
             let tenant = uuid::Uuid::parse_str(claim.tenant_id.as_str())
                 .map_err(|_| StreamRefusal::NoRecord)?;
-            let unavailable = |e: &dyn std::fmt::Display| {
-                StreamRefusal::Unavailable(PortError(format!("database: {e}")))
+            // A busy pool during a burst of calls is not a refusal: try again
+            // (the socket's attach deadline bounds the whole wait).
+            let mut attempt = 1;
+            let outcome = loop {
+                match try_claim(&pool, &claim, tenant, &instance_id).await {
+                    Ok(outcome) => break outcome,
+                    Err(e) if attempt >= CLAIM_ATTEMPTS => return Err(e),
+                    Err(_) => {
+                        actix_rt::time::sleep(Duration::from_millis(50 * u64::from(attempt))).await;
+                        attempt += 1;
+                    }
+                }
             };
-            let mut conn = pool.get().await.map_err(|e| unavailable(&e))?;
-            let outcome = call_logs::claim_stream(
-                &mut conn,
-                claim.call_sid.as_str(),
-                tenant,
-                claim.stream_sid.as_str(),
-                &instance_id,
-            )
-            .await
-            .map_err(|e| unavailable(&e))?;
             match outcome {
                 call_logs::StreamClaimOutcome::Claimed => Ok(()),
                 call_logs::StreamClaimOutcome::Ended => Err(StreamRefusal::CallEnded),
