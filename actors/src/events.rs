@@ -63,8 +63,13 @@ pub const AUDIO_DROPPED: &str = "AUDIO_DROPPED";
 // The Twilio socket.
 /// A media stream was refused (bad token, draining, ...); nothing opened upstream.
 pub const STREAM_REJECTED: &str = "STREAM_REJECTED";
-/// A second socket for a live call replaced the first.
+/// A second socket for a live call took it over (a hand-over: same
+/// streamSid/accountSid, the first socket closed or silent).
 pub const STREAM_REPLACED: &str = "STREAM_REPLACED";
+/// The call records could not be read to admit a media stream; it was refused.
+pub const STREAM_CLAIM_FAILED: &str = "STREAM_CLAIM_FAILED";
+/// A pre-opened Realtime session was closed because its call's socket was refused.
+pub const REALTIME_PREOPEN_DISCARDED: &str = "REALTIME_PREOPEN_DISCARDED";
 /// A Twilio frame could not be parsed; skipped.
 pub const TWILIO_FRAME_INVALID: &str = "TWILIO_FRAME_INVALID";
 /// A Twilio socket went silent and was closed.

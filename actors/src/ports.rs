@@ -12,7 +12,7 @@ use chrono::{DateTime, Utc};
 use futures_util::future::LocalBoxFuture;
 
 pub use crate::call::audio_bounds::HoldLimits;
-use crate::ids::{CallSid, TenantId};
+use crate::ids::{CallSid, StreamSid, TenantId};
 use callvisor_wire::protocol::realtime::SessionConfig;
 
 /// A future returned by a port.
@@ -203,6 +203,52 @@ pub trait CallControl: Send + Sync {
 pub trait StreamAuthority: Send + Sync {
     /// Ok when `token` was issued for this CallSid and tenant and has not expired.
     fn check(&self, token: &str, call_sid: &str, tenant_id: &str) -> Result<(), String>;
+    /// After the token passed: may this stream carry its call? Answers no for a
+    /// call that has ended (on any instance) and for a call whose record names
+    /// another live stream, or names this stream live on another instance.
+    /// Records the stream on the call otherwise. Nothing is opened upstream
+    /// before this answers yes.
+    fn claim(&self, claim: StreamClaim) -> PortFuture<Result<(), StreamRefusal>>;
+}
+
+/// A media stream asking for its call (see [`StreamAuthority::claim`]).
+#[derive(Debug, Clone)]
+pub struct StreamClaim {
+    /// The call (checked by the token).
+    pub call_sid: CallSid,
+    /// Its tenant (checked by the token).
+    pub tenant_id: TenantId,
+    /// Twilio's id of this stream.
+    pub stream_sid: StreamSid,
+}
+
+/// Why a stream may not carry its call.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum StreamRefusal {
+    /// The call has ended: its token opens nothing any more.
+    #[error("the call has ended")]
+    CallEnded,
+    /// The call is carried by another live stream (or on another instance).
+    #[error("the call is carried by another stream")]
+    InUse,
+    /// No record of this call for this tenant.
+    #[error("no record of this call")]
+    NoRecord,
+    /// The records could not be read; refused rather than guessed.
+    #[error("call records unavailable")]
+    Unavailable(#[source] PortError),
+}
+
+impl StreamRefusal {
+    /// The `reason=` logged and sent as the close frame's description.
+    pub fn reason(&self) -> &'static str {
+        match self {
+            Self::CallEnded => "call_ended",
+            Self::InUse => "stream_in_use",
+            Self::NoRecord => "no_call_record",
+            Self::Unavailable(_) => "records_unavailable",
+        }
+    }
 }
 
 /// Where the Realtime API is and how to reach it.
@@ -251,9 +297,6 @@ pub struct CallTuning {
     pub connect_timeout: std::time::Duration,
     /// A Twilio socket silent this long is dead (Twilio sends media every 20 ms).
     pub twilio_idle_timeout: std::time::Duration,
-    /// Caller frames a Twilio socket holds while its call's actor is being
-    /// started (20 ms each; see `twilio_stream`).
-    pub max_buffered_frames: usize,
     /// Caller audio the call holds until the agent's session is configured
     /// (`session.updated`), also while it reconnects: bytes and milliseconds.
     pub held_audio: HoldLimits,
@@ -265,6 +308,12 @@ pub struct CallTuning {
     pub max_upstream_queued_bytes: usize,
     /// The longest a call may last: then it ends (`max_duration`).
     pub max_call_duration: std::time::Duration,
+    /// A call whose socket was lost without `stop` waits this long for
+    /// Twilio's new socket (a hand-over) before it ends.
+    pub handover_grace: std::time::Duration,
+    /// A new socket may take over a call whose current socket is still open
+    /// only when no frame came from it for this long.
+    pub handover_silence: std::time::Duration,
 }
 
 impl Default for CallTuning {
@@ -274,7 +323,6 @@ impl Default for CallTuning {
             reconnect_window: std::time::Duration::from_secs(60),
             connect_timeout: std::time::Duration::from_secs(5),
             twilio_idle_timeout: std::time::Duration::from_secs(10),
-            max_buffered_frames: 1500,
             held_audio: HoldLimits {
                 max_bytes: 24 * 1024,
                 max_ms: 2_000,
@@ -282,6 +330,8 @@ impl Default for CallTuning {
             max_agent_audio_bytes: 640 * 1024,
             max_upstream_queued_bytes: 64 * 1024,
             max_call_duration: std::time::Duration::from_secs(4 * 3600),
+            handover_grace: std::time::Duration::from_secs(2),
+            handover_silence: std::time::Duration::from_secs(2),
         }
     }
 }

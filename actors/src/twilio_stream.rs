@@ -3,10 +3,18 @@
 //! It parses Twilio's frames into typed [`FromTwilio`] reports for its call
 //! and writes `media`, `mark` and `clear` for it. On `start` it checks the
 //! stream token (missing, forged, expired or bound to another call: the
-//! socket is closed and nothing is opened upstream), then asks the
+//! socket is closed and nothing is opened upstream; a session pre-opened for
+//! that CallSid is closed too), then asks the [`StreamAuthority`] whether
+//! this stream may carry the call (not when the call has ended, or is carried
+//! by another live stream anywhere), then asks the
 //! [`CallSupervisor`](crate::supervisor::CallSupervisor) for the call's
-//! actor, which is started on this socket's worker thread. Caller audio
-//! that arrives meanwhile is held, in order.
+//! actor, which is started on this socket's worker thread (or, for a call
+//! already live here, decides whether this is a genuine hand-over). Caller
+//! audio that arrives meanwhile is held, in order, bounded in bytes and time.
+//!
+//! A socket is a stranger until its `start` passes: it must send `start`
+//! within [`StreamSettings::start_timeout`], it holds a [`StartSlot`] of the
+//! process-wide [`StartGate`] meanwhile, and a few bad frames close it.
 //!
 //! `ws::WebsocketContext` (actix-web-actors, deprecated upstream for
 //! actix-ws) appears in this file only, so a later swap touches one module.
@@ -14,6 +22,9 @@
 //! Liveness: `last_seen` is refreshed by every inbound frame (Twilio sends
 //! media every 20 ms, so Ping/Pong alone would be the wrong signal); a socket
 //! silent for the idle timeout is closed.
+
+pub mod gate;
+mod held;
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
@@ -27,10 +38,13 @@ use bytestring::ByteString;
 use crate::call::messages::{FromTwilio, SocketId, ToTwilio};
 use crate::events;
 use crate::ids::{CallSid, StreamSid, TenantId};
-use crate::ports::StreamAuthority;
+use crate::ports::{StreamAuthority, StreamClaim};
+use crate::realtime::preopen;
 use crate::supervisor::messages::AttachStream;
 use callvisor_wire::protocol::twilio::{self, TwilioInbound};
 use callvisor_wire::protocol::{frame_text, json};
+pub use gate::{GateFull, StartGate, StartSlot};
+use held::HeldAudio;
 
 /// How often liveness is checked and a ping sent.
 pub const HEARTBEAT_INTERVAL: Duration = Duration::from_secs(2);
@@ -38,24 +52,55 @@ pub const HEARTBEAT_INTERVAL: Duration = Duration::from_secs(2);
 pub const TENANT_PARAMETER: &str = "tenant_id";
 /// Name of the `<Parameter>` carrying the stream token.
 pub const TOKEN_PARAMETER: &str = "stream_token";
-/// Invalid frames logged one by one before the log is sampled.
-const INVALID_FRAMES_LOGGED: u64 = 10;
+/// Largest base64 media payload accepted. Twilio sends 20 ms of 8 kHz μ-law:
+/// 160 bytes, 216 base64 characters; anything near this bound is not Twilio.
+pub const MAX_MEDIA_PAYLOAD_BYTES: usize = 2048;
+/// Bad frames (unparseable, binary, oversized payload) that close a socket
+/// before its `start` passed: Twilio sends none.
+pub const MAX_INVALID_BEFORE_START: u64 = 5;
+/// Bad frames that close a socket carrying a call (more patience: the call
+/// is someone's conversation, and one odd frame must not end it).
+pub const MAX_INVALID_AFTER_START: u64 = 50;
 
 static NEXT_SOCKET: AtomicU64 = AtomicU64::new(1);
+/// Sockets refused before their `start` named a call, process-wide: a flood
+/// of strangers is logged sampled (the first few, then every hundredth).
+static STRANGERS_REFUSED: AtomicU64 = AtomicU64::new(0);
+/// Stranger refusals logged one by one before the log is sampled.
+const STRANGERS_LOGGED: u64 = 10;
+
+/// A socket's limits and the checks its `start` must pass (configuration).
+#[derive(Debug, Clone)]
+pub struct StreamSettings {
+    /// A socket silent this long is closed.
+    pub idle_timeout: Duration,
+    /// `start` must arrive, and the call be found, within this time.
+    pub start_timeout: Duration,
+    /// Caller audio held while the call is found, in base64 bytes.
+    pub max_held_bytes: usize,
+    /// When set, `start.accountSid` must equal it (our Twilio account).
+    pub account_sid: Option<Arc<str>>,
+}
+
+impl Default for StreamSettings {
+    fn default() -> Self {
+        Self {
+            idle_timeout: Duration::from_secs(10),
+            start_timeout: Duration::from_secs(5),
+            // 300 Twilio frames: six seconds of audio.
+            max_held_bytes: 300 * 216,
+            account_sid: None,
+        }
+    }
+}
 
 enum State {
     /// Waiting for Twilio's `start`.
     AwaitingStart,
     /// Token accepted; waiting for the call's actor. Audio is held.
-    Attaching {
-        call_sid: CallSid,
-        held: Vec<ByteString>,
-    },
+    Attaching { held: HeldAudio },
     /// Audio flows to the call.
-    Live {
-        call_sid: CallSid,
-        call: Recipient<FromTwilio>,
-    },
+    Live { call: Recipient<FromTwilio> },
     /// Refused or finished.
     Closed,
 }
@@ -65,9 +110,13 @@ pub struct TwilioStreamActor {
     socket: SocketId,
     authority: Arc<dyn StreamAuthority>,
     supervisor: Recipient<AttachStream>,
-    idle_timeout: Duration,
-    max_held: usize,
+    settings: StreamSettings,
+    /// This socket's place among those waiting for `start`; `None` once it left.
+    slot: Option<StartSlot>,
     state: State,
+    /// Set once `start` named them (validated ids only: nothing unvalidated is logged).
+    call_sid: Option<CallSid>,
+    tenant: Option<TenantId>,
     stream_sid: Option<StreamSid>,
     last_seen: Instant,
     invalid_frames: u64,
@@ -82,20 +131,23 @@ pub struct TwilioStreamActor {
 }
 
 impl TwilioStreamActor {
-    /// A socket that checks tokens with `authority` and attaches through `supervisor`.
+    /// A socket that checks tokens with `authority` and attaches through
+    /// `supervisor`; `slot` is its place in the [`StartGate`].
     pub fn new(
         authority: Arc<dyn StreamAuthority>,
         supervisor: Recipient<AttachStream>,
-        idle_timeout: Duration,
-        max_held: usize,
+        settings: StreamSettings,
+        slot: StartSlot,
     ) -> Self {
         Self {
             socket: NEXT_SOCKET.fetch_add(1, Ordering::Relaxed),
             authority,
             supervisor,
-            idle_timeout,
-            max_held,
+            settings,
+            slot: Some(slot),
             state: State::AwaitingStart,
+            call_sid: None,
+            tenant: None,
             stream_sid: None,
             last_seen: Instant::now(),
             invalid_frames: 0,
@@ -107,17 +159,34 @@ impl TwilioStreamActor {
     }
 
     fn call_sid(&self) -> &str {
-        match &self.state {
-            State::Attaching { call_sid, .. } | State::Live { call_sid, .. } => call_sid.as_str(),
-            _ => "-",
-        }
+        self.call_sid.as_ref().map_or("-", CallSid::as_str)
     }
 
-    fn refuse(&mut self, ctx: &mut ws::WebsocketContext<Self>, call_sid: &str, reason: &str) {
-        log::warn!(
-            "{} call_sid={call_sid} reason={reason:?}",
-            events::STREAM_REJECTED
-        );
+    fn tenant(&self) -> &str {
+        self.tenant.as_ref().map_or("-", TenantId::as_str)
+    }
+
+    /// Closes the socket with 1008 and `reason`; nothing more is done for it.
+    fn refuse(&mut self, ctx: &mut ws::WebsocketContext<Self>, reason: &str) {
+        let sampled = self.call_sid.is_none().then(|| {
+            let n = STRANGERS_REFUSED.fetch_add(1, Ordering::Relaxed) + 1;
+            (n, n <= STRANGERS_LOGGED || n.is_multiple_of(100))
+        });
+        if sampled.is_none_or(|(_, log)| log) {
+            log::warn!(
+                "{} call_sid={} tenant={} socket={} reason={reason:?} invalid_frames={} strangers_refused={}",
+                events::STREAM_REJECTED,
+                self.call_sid(),
+                self.tenant(),
+                self.socket,
+                self.invalid_frames,
+                sampled.map_or(0, |(n, _)| n)
+            );
+        }
+        if let State::Attaching { held } = &self.state {
+            self.log_dropped(held);
+        }
+        self.slot = None;
         self.state = State::Closed;
         ctx.close(Some(ws::CloseReason {
             code: ws::CloseCode::Policy,
@@ -126,43 +195,89 @@ impl TwilioStreamActor {
         ctx.stop();
     }
 
+    /// Refuses the socket and closes a session pre-opened for its call here:
+    /// nobody will adopt it, and it is paid for while it waits.
+    fn refuse_and_discard(&mut self, ctx: &mut ws::WebsocketContext<Self>, reason: &str) {
+        if let Some(call_sid) = &self.call_sid {
+            if preopen::discard(call_sid.as_str()) {
+                log::info!(
+                    "{} call_sid={} tenant={} reason=stream_refused",
+                    events::REALTIME_PREOPEN_DISCARDED,
+                    call_sid,
+                    self.tenant()
+                );
+            }
+        }
+        self.refuse(ctx, reason);
+    }
+
+    /// One line per attach phase, not per frame.
+    fn log_dropped(&self, held: &HeldAudio) {
+        if held.dropped() > 0 {
+            log::warn!(
+                "{} call_sid={} tenant={} dropped={} held_bytes={} where=attaching",
+                events::AUDIO_DROPPED,
+                self.call_sid(),
+                self.tenant(),
+                held.dropped(),
+                held.bytes()
+            );
+        }
+    }
+
+    /// Counts a bad frame; on a call logs the first and every 1000th; closes
+    /// the socket over the limit (a few before `start`, more on a call).
+    fn bad_frame(&mut self, ctx: &mut ws::WebsocketContext<Self>, error: &dyn std::fmt::Display) {
+        self.invalid_frames += 1;
+        let before_start = matches!(self.state, State::AwaitingStart);
+        // A stranger's frames are not logged one by one: its (sampled)
+        // refusal line carries the count.
+        if !before_start && (self.invalid_frames == 1 || self.invalid_frames.is_multiple_of(1000)) {
+            log::warn!(
+                "{} call_sid={} tenant={} count={} error={:?}",
+                events::TWILIO_FRAME_INVALID,
+                self.call_sid(),
+                self.tenant(),
+                self.invalid_frames,
+                error.to_string()
+            );
+        }
+        let limit = if before_start {
+            MAX_INVALID_BEFORE_START
+        } else {
+            MAX_INVALID_AFTER_START
+        };
+        if self.invalid_frames >= limit && !matches!(self.state, State::Closed) {
+            if let State::Live { call } = &self.state {
+                // The call learns its socket is gone (as for any close).
+                call.do_send(FromTwilio::SocketClosed {
+                    socket: self.socket,
+                });
+                self.told_call = true;
+            }
+            self.refuse(ctx, "bad_frames");
+        }
+    }
+
     fn on_text(&mut self, text: ByteString, ctx: &mut ws::WebsocketContext<Self>) {
         let frame = match twilio::parse_inbound(&text) {
             Ok(frame) => frame,
-            Err(e) => {
-                self.invalid_frames += 1;
-                if self.invalid_frames <= INVALID_FRAMES_LOGGED
-                    || self.invalid_frames.is_multiple_of(1000)
-                {
-                    log::warn!(
-                        "{} call_sid={} count={} error={:?}",
-                        events::TWILIO_FRAME_INVALID,
-                        self.call_sid(),
-                        self.invalid_frames,
-                        e.to_string()
-                    );
-                }
-                return;
-            }
+            Err(e) => return self.bad_frame(ctx, &e),
         };
         match frame {
             TwilioInbound::Media { payload, .. } => {
+                if payload.len() > MAX_MEDIA_PAYLOAD_BYTES {
+                    return self.bad_frame(ctx, &"media payload larger than Twilio sends");
+                }
                 let payload = text.slice_ref(payload);
                 match &mut self.state {
-                    State::Live { call, .. } => call.do_send(FromTwilio::Audio { payload }),
-                    State::Attaching { held, .. } if held.len() < self.max_held => {
-                        held.push(payload)
-                    }
-                    State::Attaching { call_sid, held } => log::warn!(
-                        "{} call_sid={call_sid} held={}",
-                        events::AUDIO_DROPPED,
-                        held.len()
-                    ),
+                    State::Live { call } => call.do_send(FromTwilio::Audio { payload }),
+                    State::Attaching { held } => held.push(payload),
                     State::AwaitingStart | State::Closed => {}
                 }
             }
             TwilioInbound::Mark { name } => {
-                if let State::Live { call, .. } = &self.state {
+                if let State::Live { call } = &self.state {
                     let name = match name {
                         std::borrow::Cow::Borrowed(n) => text.slice_ref(n),
                         std::borrow::Cow::Owned(n) => ByteString::from(n),
@@ -170,70 +285,9 @@ impl TwilioStreamActor {
                     call.do_send(FromTwilio::MarkPlayed { name });
                 }
             }
-            TwilioInbound::Start(info) => {
-                if !matches!(self.state, State::AwaitingStart) {
-                    return; // a repeated start changes nothing
-                }
-                let tenant = info.custom_parameters.get(TENANT_PARAMETER);
-                let token = info.custom_parameters.get(TOKEN_PARAMETER);
-                let (Some(tenant), Some(token)) = (tenant, token) else {
-                    return self.refuse(ctx, info.call_sid, "missing tenant or stream token");
-                };
-                let (call_sid, tenant_id, stream_sid) = match (
-                    CallSid::parse(info.call_sid),
-                    TenantId::parse(tenant),
-                    StreamSid::parse(info.stream_sid),
-                ) {
-                    (Ok(c), Ok(t), Ok(s)) => (c, t, s),
-                    _ => return self.refuse(ctx, "-", "malformed call, tenant or stream id"),
-                };
-                if let Err(reason) =
-                    self.authority
-                        .check(token, call_sid.as_str(), tenant_id.as_str())
-                {
-                    return self.refuse(ctx, call_sid.as_str(), &reason);
-                }
-                self.stream_sid = Some(stream_sid.clone());
-                self.state = State::Attaching {
-                    call_sid: call_sid.clone(),
-                    held: Vec::with_capacity(16),
-                };
-                let attach = AttachStream {
-                    call_sid,
-                    tenant_id,
-                    stream_sid,
-                    twilio: ctx.address().recipient(),
-                    socket: self.socket,
-                    arbiter: Arbiter::current(),
-                };
-                ctx.spawn(
-                    self.supervisor.send(attach).into_actor(self).map(
-                        |reply, act, ctx| match reply {
-                            Ok(Ok(call)) => {
-                                let State::Attaching { call_sid, held } =
-                                    std::mem::replace(&mut act.state, State::Closed)
-                                else {
-                                    return;
-                                };
-                                for payload in held {
-                                    call.do_send(FromTwilio::Audio { payload });
-                                }
-                                act.state = State::Live { call_sid, call };
-                            }
-                            Ok(Err(e)) => {
-                                let sid = act.call_sid().to_owned();
-                                act.refuse(ctx, &sid, &e.to_string());
-                            }
-                            Err(e) => {
-                                let sid = act.call_sid().to_owned();
-                                act.refuse(ctx, &sid, &format!("supervisor unavailable: {e}"));
-                            }
-                        },
-                    ),
-                );
-            }
+            TwilioInbound::Start(info) => self.on_start(&info, ctx),
             TwilioInbound::Stop => {
-                if let State::Live { call, .. } = &self.state {
+                if let State::Live { call } = &self.state {
                     call.do_send(FromTwilio::Stopped {
                         socket: self.socket,
                     });
@@ -244,7 +298,7 @@ impl TwilioStreamActor {
                 ctx.stop();
             }
             TwilioInbound::Dtmf { digit } => {
-                if let State::Live { call, .. } = &self.state {
+                if let State::Live { call } = &self.state {
                     call.do_send(FromTwilio::Dtmf {
                         digit: digit.into_owned(),
                     });
@@ -253,18 +307,145 @@ impl TwilioStreamActor {
             TwilioInbound::Connected | TwilioInbound::Unknown { .. } => {}
         }
     }
+
+    fn on_start(&mut self, info: &twilio::StartInfo<'_>, ctx: &mut ws::WebsocketContext<Self>) {
+        if !matches!(self.state, State::AwaitingStart) {
+            return; // a repeated start changes nothing
+        }
+        // Leaving AwaitingStart, whatever comes next.
+        self.slot = None;
+        let ids = (
+            CallSid::parse(info.call_sid),
+            StreamSid::parse(info.stream_sid),
+        );
+        let (Ok(call_sid), Ok(stream_sid)) = ids else {
+            return self.refuse(ctx, "malformed call or stream id");
+        };
+        self.call_sid = Some(call_sid.clone());
+        if let Some(expected) = &self.settings.account_sid {
+            if info.account_sid != Some(&**expected) {
+                return self.refuse_and_discard(ctx, "account_mismatch");
+            }
+        }
+        let tenant = info.custom_parameters.get(TENANT_PARAMETER);
+        let token = info.custom_parameters.get(TOKEN_PARAMETER);
+        let (Some(tenant), Some(token)) = (tenant, token) else {
+            return self.refuse_and_discard(ctx, "missing tenant or stream token");
+        };
+        let Ok(tenant_id) = TenantId::parse(tenant) else {
+            return self.refuse_and_discard(ctx, "malformed tenant id");
+        };
+        if let Err(reason) = self
+            .authority
+            .check(token, call_sid.as_str(), tenant_id.as_str())
+        {
+            return self.refuse_and_discard(ctx, &reason);
+        }
+        self.tenant = Some(tenant_id.clone());
+        self.stream_sid = Some(stream_sid.clone());
+        self.state = State::Attaching {
+            held: HeldAudio::new(self.settings.max_held_bytes),
+        };
+        let account_sid = info.account_sid.map(str::to_owned);
+        let claim = self.authority.claim(StreamClaim {
+            call_sid: call_sid.clone(),
+            tenant_id: tenant_id.clone(),
+            stream_sid: stream_sid.clone(),
+        });
+        let attach = AttachStream {
+            call_sid,
+            tenant_id,
+            stream_sid,
+            account_sid,
+            twilio: ctx.address().recipient(),
+            socket: self.socket,
+            arbiter: Arbiter::current(),
+        };
+        ctx.spawn(
+            claim
+                .into_actor(self)
+                .map(move |claimed, act, ctx| match claimed {
+                    Ok(()) if matches!(act.state, State::Attaching { .. }) => {
+                        act.attach(attach, ctx);
+                    }
+                    Ok(()) => {}
+                    Err(refusal) => {
+                        if let Some(cause) = std::error::Error::source(&refusal) {
+                            log::warn!(
+                                "{} call_sid={} tenant={} error={:?}",
+                                events::STREAM_CLAIM_FAILED,
+                                act.call_sid(),
+                                act.tenant(),
+                                cause.to_string()
+                            );
+                        }
+                        if matches!(act.state, State::Attaching { .. }) {
+                            act.refuse_and_discard(ctx, refusal.reason());
+                        }
+                    }
+                }),
+        );
+    }
+
+    /// The stream may carry its call: ask the supervisor for the call's actor.
+    fn attach(&mut self, attach: AttachStream, ctx: &mut ws::WebsocketContext<Self>) {
+        ctx.spawn(
+            self.supervisor
+                .send(attach)
+                .into_actor(self)
+                .map(|reply, act, ctx| {
+                    if !matches!(act.state, State::Attaching { .. }) {
+                        // Refused meanwhile (attach timeout): a call started for
+                        // this socket finds it gone and ends by itself.
+                        return;
+                    }
+                    match reply {
+                        Ok(Ok(call)) => {
+                            let State::Attaching { held } =
+                                std::mem::replace(&mut act.state, State::Closed)
+                            else {
+                                return;
+                            };
+                            act.log_dropped(&held);
+                            for payload in held.into_frames() {
+                                call.do_send(FromTwilio::Audio { payload });
+                            }
+                            act.state = State::Live { call };
+                        }
+                        // The call is live on another socket here: the first one keeps it.
+                        Ok(Err(e)) => act.refuse(ctx, e.reason()),
+                        Err(_) => act.refuse(ctx, "supervisor unavailable"),
+                    }
+                }),
+        );
+    }
 }
 
 impl Actor for TwilioStreamActor {
     type Context = ws::WebsocketContext<Self>;
 
     fn started(&mut self, ctx: &mut Self::Context) {
+        // A stranger gets `start_timeout` to authenticate, and as long again
+        // to be attached: held audio is bounded in time too.
+        let start_timeout = self.settings.start_timeout;
+        ctx.run_later(start_timeout, move |act, ctx| match act.state {
+            State::AwaitingStart => act.refuse(ctx, "start_timeout"),
+            State::Attaching { .. } => {
+                ctx.run_later(start_timeout, |act, ctx| {
+                    if matches!(act.state, State::Attaching { .. }) {
+                        act.refuse(ctx, "attach_timeout");
+                    }
+                });
+            }
+            State::Live { .. } | State::Closed => {}
+        });
         ctx.run_interval(HEARTBEAT_INTERVAL, |act, ctx| {
-            if act.last_seen.elapsed() > act.idle_timeout {
+            if act.last_seen.elapsed() > act.settings.idle_timeout {
                 log::warn!(
-                    "{} call_sid={} idle_ms={}",
+                    "{} call_sid={} tenant={} idle_ms={}",
                     events::TWILIO_IDLE_TIMEOUT,
                     act.call_sid(),
+                    act.tenant(),
                     act.last_seen.elapsed().as_millis()
                 );
                 ctx.stop();
@@ -275,10 +456,11 @@ impl Actor for TwilioStreamActor {
     }
 
     fn stopping(&mut self, _ctx: &mut Self::Context) -> Running {
+        self.slot = None;
         // Exactly once: the call learns its socket is gone.
         if !self.told_call {
             self.told_call = true;
-            if let State::Live { call, .. } = &self.state {
+            if let State::Live { call } = &self.state {
                 call.do_send(FromTwilio::SocketClosed {
                     socket: self.socket,
                 });
@@ -290,6 +472,9 @@ impl Actor for TwilioStreamActor {
 
 impl StreamHandler<Result<ws::Message, ws::ProtocolError>> for TwilioStreamActor {
     fn handle(&mut self, msg: Result<ws::Message, ws::ProtocolError>, ctx: &mut Self::Context) {
+        if matches!(self.state, State::Closed) {
+            return;
+        }
         self.last_seen = Instant::now();
         match msg {
             Ok(ws::Message::Text(text)) => self.on_text(text, ctx),
@@ -300,18 +485,14 @@ impl StreamHandler<Result<ws::Message, ws::ProtocolError>> for TwilioStreamActor
             }
             Ok(ws::Message::Pong(_) | ws::Message::Nop) => {}
             Ok(ws::Message::Binary(_) | ws::Message::Continuation(_)) => {
-                self.invalid_frames += 1;
-                log::warn!(
-                    "{} call_sid={} error=\"binary or fragmented frame\"",
-                    events::TWILIO_FRAME_INVALID,
-                    self.call_sid()
-                );
+                self.bad_frame(ctx, &"binary or fragmented frame");
             }
             Err(e) => {
                 log::warn!(
-                    "{} call_sid={} error={:?}",
+                    "{} call_sid={} tenant={} error={:?}",
                     events::TWILIO_FRAME_INVALID,
                     self.call_sid(),
+                    self.tenant(),
                     e.to_string()
                 );
                 ctx.stop();

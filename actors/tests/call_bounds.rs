@@ -13,11 +13,11 @@ use std::time::{Duration, Instant};
 use actix::prelude::*;
 use callvisor_actors::call::audio_bounds::Dropped;
 use callvisor_actors::call::messages::{
-    CallStats, FromRealtime, FromTwilio, GetCallStats, GetUpstreamStats, RealtimeEvent, ToRealtime,
-    ToTwilio,
+    CallStats, FromRealtime, FromTwilio, GetCallStats, GetUpstreamStats, RealtimeEvent,
+    StreamIdentity, ToRealtime, ToTwilio,
 };
 use callvisor_actors::call::CallActor;
-use callvisor_actors::ids::{CallSid, TenantId};
+use callvisor_actors::ids::{CallSid, StreamSid, TenantId};
 use callvisor_actors::persistence::PersistenceActor;
 use callvisor_actors::ports::*;
 use callvisor_actors::realtime::{Opening, RealtimeActor};
@@ -100,6 +100,9 @@ impl StreamAuthority for Ports {
     fn check(&self, _: &str, _: &str, _: &str) -> Result<(), String> {
         Ok(())
     }
+    fn claim(&self, _: StreamClaim) -> PortFuture<Result<(), StreamRefusal>> {
+        Box::pin(async { Ok(()) })
+    }
 }
 
 /// Stands in for the Twilio socket, the supervisor, and a Realtime owner.
@@ -174,6 +177,10 @@ fn start_call(probe: &Arc<Probe>, realtime_url: String, tuning: CallTuning) -> A
         recorder.clone().recipient(),
         recorder.recipient(),
         7,
+        StreamIdentity {
+            stream_sid: StreamSid::parse("MZ1").unwrap(),
+            account_sid: Some("AC1".to_owned()),
+        },
     )
     .start()
 }

@@ -7,9 +7,11 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use actix::prelude::*;
-use callvisor_actors::call::messages::{FromTwilio, ToTwilio};
+use callvisor_actors::call::messages::{
+    FromTwilio, HandOver, HandOverRefused, StreamIdentity, ToTwilio,
+};
 use callvisor_actors::call::CallActor;
-use callvisor_actors::ids::{CallSid, TenantId};
+use callvisor_actors::ids::{CallSid, StreamSid, TenantId};
 use callvisor_actors::persistence::PersistenceActor;
 use callvisor_actors::ports::*;
 use callvisor_actors::supervisor::messages::CallEnded;
@@ -83,6 +85,9 @@ impl StreamAuthority for Ports {
     fn check(&self, _: &str, _: &str, _: &str) -> Result<(), String> {
         Ok(())
     }
+    fn claim(&self, _: StreamClaim) -> PortFuture<Result<(), StreamRefusal>> {
+        Box::pin(async { Ok(()) })
+    }
 }
 
 /// Records what the call sends to "Twilio" and to "the supervisor".
@@ -131,6 +136,8 @@ fn start_call(probe: &Arc<Probe>, realtime_url: String, max_reconnects: u32) -> 
         tuning: CallTuning {
             max_reconnects,
             connect_timeout: Duration::from_millis(500),
+            handover_grace: Duration::from_millis(50),
+            handover_silence: Duration::from_millis(300),
             ..CallTuning::default()
         },
     };
@@ -145,8 +152,28 @@ fn start_call(probe: &Arc<Probe>, realtime_url: String, max_reconnects: u32) -> 
         recorder.clone().recipient(),
         recorder.recipient(),
         7,
+        identity("MZ1"),
     )
     .start()
+}
+
+fn identity(stream_sid: &str) -> StreamIdentity {
+    StreamIdentity {
+        stream_sid: StreamSid::parse(stream_sid).unwrap(),
+        account_sid: Some("AC1".to_owned()),
+    }
+}
+
+/// A hand-over request from a new socket `socket` saying `identity`.
+fn hand_over(socket: u64, identity: StreamIdentity) -> (HandOver, Addr<Recorder>, Arc<Probe>) {
+    let probe = Arc::new(Probe::default());
+    let recorder = Recorder(probe.clone()).start();
+    let msg = HandOver {
+        twilio: recorder.clone().recipient(),
+        socket,
+        identity,
+    };
+    (msg, recorder, probe)
 }
 
 async fn settle() {
@@ -219,4 +246,80 @@ async fn an_unreachable_agent_ends_in_an_apology_not_silence() {
     let finished = probe.finished.lock().unwrap();
     assert_eq!(finished.len(), 1);
     assert_eq!(finished[0].reason, EndReason::UpstreamFailed);
+}
+
+#[actix_rt::test]
+async fn a_second_socket_is_refused_while_the_first_is_alive_or_says_another_stream() {
+    let probe = Arc::new(Probe::default());
+    let call = start_call(
+        &probe,
+        format!("ws://127.0.0.1:{}/v1/realtime", closed_port()),
+        100,
+    );
+    // The first socket talks (Twilio: every 20 ms).
+    call.do_send(FromTwilio::Audio {
+        payload: "AAAA".into(),
+    });
+    let (same, _r1, _p1) = hand_over(8, identity("MZ1"));
+    assert_eq!(call.send(same).await.unwrap(), Err(HandOverRefused::InUse));
+    // Another stream, even after the first socket closed: refused.
+    call.do_send(FromTwilio::SocketClosed { socket: 7 });
+    let (other, _r2, _p2) = hand_over(9, identity("MZ2"));
+    assert_eq!(call.send(other).await.unwrap(), Err(HandOverRefused::InUse));
+    let mut other_account = identity("MZ1");
+    other_account.account_sid = Some("AC2".to_owned());
+    let (other, _r3, _p3) = hand_over(10, other_account);
+    assert_eq!(call.send(other).await.unwrap(), Err(HandOverRefused::InUse));
+    settle().await;
+    assert_eq!(
+        probe.finished.lock().unwrap()[0].reason,
+        EndReason::SocketLost,
+        "no hand-over came within the grace"
+    );
+    assert!(!probe.twilio.lock().unwrap().contains(&"close".to_owned()));
+}
+
+#[actix_rt::test]
+async fn the_same_stream_takes_over_once_the_first_socket_closed_or_went_silent() {
+    let probe = Arc::new(Probe::default());
+    let call = start_call(
+        &probe,
+        format!("ws://127.0.0.1:{}/v1/realtime", closed_port()),
+        100,
+    );
+    // Closed: the same stream takes over within the grace; the call goes on.
+    call.do_send(FromTwilio::SocketClosed { socket: 7 });
+    let (msg, _new, new_probe) = hand_over(8, identity("MZ1"));
+    assert_eq!(call.send(msg).await.unwrap(), Ok(()));
+    settle().await;
+    assert!(
+        probe.finished.lock().unwrap().is_empty(),
+        "the call goes on"
+    );
+    // Silent (open but no frame for handover_silence): taken over too, and the
+    // old socket is told to close.
+    let (msg, _newer, newer_probe) = hand_over(9, identity("MZ1"));
+    assert_eq!(
+        call.send(msg).await.unwrap(),
+        Err(HandOverRefused::InUse),
+        "socket 8 just attached"
+    );
+    actix_rt::time::sleep(Duration::from_millis(350)).await;
+    let (msg, _newest, _p) = hand_over(10, identity("MZ1"));
+    assert_eq!(call.send(msg).await.unwrap(), Ok(()));
+    // The replaced socket's close is not the call's end.
+    call.do_send(FromTwilio::SocketClosed { socket: 8 });
+    settle().await;
+    assert!(probe.finished.lock().unwrap().is_empty());
+    assert!(
+        newer_probe.twilio.lock().unwrap().is_empty(),
+        "9 was refused"
+    );
+    assert_eq!(*new_probe.twilio.lock().unwrap(), vec!["close".to_owned()]);
+    call.do_send(FromTwilio::Stopped { socket: 10 });
+    settle().await;
+    assert_eq!(
+        probe.finished.lock().unwrap()[0].reason,
+        EndReason::TwilioStopped
+    );
 }

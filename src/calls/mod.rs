@@ -23,6 +23,7 @@ use callvisor_actors::ports::{CallDeps, CallTuning, HoldLimits, RealtimeEndpoint
 use callvisor_actors::realtime::{preopen, RealtimeActor};
 use callvisor_actors::supervisor::messages::ListCalls;
 use callvisor_actors::supervisor::CallSupervisor;
+use callvisor_actors::twilio_stream::{StartGate, StreamSettings};
 use callvisor_wire::protocol::realtime::SessionConfig;
 
 use crate::clients::openai_rest::OpenAiRest;
@@ -31,7 +32,7 @@ use crate::config::{AppEnv, Settings};
 use crate::db::{call_logs, AsyncPool};
 use crate::secret::Secret;
 use store::{DbCallStore, DbTranscriptSink};
-use stream_auth::StreamSecret;
+use stream_auth::{StreamGuard, StreamSecret};
 use summaries::SummaryWorker;
 use tools::DbTools;
 
@@ -52,6 +53,10 @@ pub struct CallSystem {
     pub streams: Arc<StreamSecret>,
     /// What each call's actors are given.
     pub deps: CallDeps,
+    /// Media sockets waiting for `start`, process-wide, up to a cap.
+    pub start_gate: Arc<StartGate>,
+    /// Each media socket's limits and `start` checks.
+    pub stream_settings: StreamSettings,
     /// Pre-open Realtime sessions while the phone rings, parked this long.
     preopen_timeout: Option<Duration>,
     arbiters: Vec<Arbiter>,
@@ -100,7 +105,7 @@ impl CallSystem {
             )),
             tools: Arc::new(DbTools::new(pool.clone())),
             control: Arc::new(twilio),
-            authority: streams.clone(),
+            authority: Arc::new(StreamGuard::new(streams.clone(), pool.clone(), instance_id)),
             realtime: RealtimeEndpoint {
                 url: settings.openai.realtime_url.clone(),
                 api_key: Arc::from(api_key.expose()),
@@ -115,8 +120,16 @@ impl CallSystem {
                 max_agent_audio_bytes: settings.calls.max_agent_audio_bytes,
                 max_upstream_queued_bytes: settings.calls.max_upstream_queued_bytes,
                 max_call_duration: Duration::from_secs(settings.calls.max_call_seconds),
+                handover_grace: Duration::from_millis(settings.calls.stream_handover_grace_ms),
+                handover_silence: Duration::from_millis(settings.calls.stream_handover_silence_ms),
                 ..CallTuning::default()
             },
+        };
+        let stream_settings = StreamSettings {
+            idle_timeout: deps.tuning.twilio_idle_timeout,
+            start_timeout: Duration::from_millis(settings.calls.stream_start_timeout_ms),
+            max_held_bytes: settings.calls.stream_max_held_bytes,
+            account_sid: settings.twilio.account_sid.as_deref().map(Arc::from),
         };
 
         let persistence_arbiter = Arbiter::new();
@@ -167,6 +180,8 @@ impl CallSystem {
             persistence,
             streams,
             deps,
+            start_gate: StartGate::new(settings.calls.stream_max_awaiting_start),
+            stream_settings,
             preopen_timeout: settings
                 .calls
                 .preopen_realtime

@@ -71,6 +71,9 @@ impl CallStore for DbCallStore {
             let numbers: Option<Numbers> = call_logs::table
                 .filter(call_logs::call_sid.eq(call_sid.as_str()))
                 .filter(call_logs::user_id.eq(tenant_uuid))
+                // An ended call's token opens nothing (the stream admission
+                // refuses it first; this holds even if that raced the end).
+                .filter(call_logs::ended_at.is_null())
                 .select((
                     call_logs::caller_number,
                     call_logs::recipient_number,
@@ -81,8 +84,9 @@ impl CallStore for DbCallStore {
                 .await
                 .optional()
                 .map_err(|e| db_error(DbError::from(e)))?;
-            let (caller, recipient, number_used, direction) = numbers
-                .ok_or_else(|| PortError("no call record for this CallSid and tenant".into()))?;
+            let (caller, recipient, number_used, direction) = numbers.ok_or_else(|| {
+                PortError("no live call record for this CallSid and tenant".into())
+            })?;
             let numbers = plan::CallNumbers::from_log(&direction, caller, recipient, number_used);
             Ok(plan::build(
                 call_sid, tenant, &profile, &prompt, numbers, &openai,

@@ -210,6 +210,17 @@ pub struct CallSettings {
     /// Directory of spill files (relative to the working directory unless
     /// absolute); empty: nothing is spilled, unwritten segments are reported lost.
     pub spill_dir: String,
+    // Media-socket bounds (README, "Security"): a socket must send `start`
+    // within `stream_start_timeout_ms`; at most `stream_max_awaiting_start`
+    // sockets wait for it at once; a second socket takes over a live call
+    // only after the first was silent `stream_handover_silence_ms` (or
+    // closed, and then within `stream_handover_grace_ms`); caller audio held
+    // while a call is found is at most `stream_max_held_bytes`.
+    pub stream_start_timeout_ms: u64,
+    pub stream_max_awaiting_start: usize,
+    pub stream_handover_silence_ms: u64,
+    pub stream_handover_grace_ms: u64,
+    pub stream_max_held_bytes: usize,
 }
 
 /// The phone-number pool: allocation policy, leases, provisioning and prices

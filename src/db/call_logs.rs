@@ -343,3 +343,69 @@ pub async fn set_summary(
         .await?;
     Ok(())
 }
+
+/// Why [`claim_stream`] refused a stream.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum StreamClaimOutcome {
+    /// Recorded: this stream carries the call, on this instance.
+    Claimed,
+    /// The call has ended.
+    Ended,
+    /// Another stream carries it, or this stream on another live instance.
+    InUse,
+    /// No row for this CallSid and tenant.
+    NoRecord,
+}
+
+#[derive(QueryableByName)]
+struct Claimed {
+    #[diesel(sql_type = diesel::sql_types::Bool)]
+    ended: bool,
+    #[diesel(sql_type = diesel::sql_types::Bool)]
+    claimed: bool,
+}
+
+/// Admits a media stream for its call, atomically across instances: the
+/// first stream is recorded on the row (with this instance and a fresh
+/// heartbeat); afterwards only the same stream on the same instance (a
+/// hand-over, which the live call itself then checks) or any stream once the
+/// owner's heartbeat went stale (its instance died) is admitted. An ended
+/// call admits nothing.
+pub async fn claim_stream(
+    conn: &mut AsyncPgConnection,
+    call_sid: &str,
+    tenant_id: Uuid,
+    stream_sid: &str,
+    instance_id: &str,
+) -> Result<StreamClaimOutcome, DbError> {
+    use diesel::OptionalExtension;
+    // One statement: the UPDATE's row lock orders two claims racing for one call.
+    let row: Option<Claimed> = diesel::sql_query(
+        "WITH claim AS (
+             UPDATE call_logs
+                SET stream_sid = $3, instance_id = $4, heartbeat_at = now()
+              WHERE call_sid = $1 AND user_id = $2 AND ended_at IS NULL
+                AND (stream_sid IS NULL
+                     OR (stream_sid = $3 AND instance_id = $4)
+                     OR heartbeat_at IS NULL
+                     OR heartbeat_at < now() - make_interval(secs => $5))
+          RETURNING call_sid)
+         SELECT ended_at IS NOT NULL AS ended,
+                EXISTS (SELECT 1 FROM claim) AS claimed
+           FROM call_logs WHERE call_sid = $1 AND user_id = $2",
+    )
+    .bind::<Text, _>(call_sid)
+    .bind::<SqlUuid, _>(tenant_id)
+    .bind::<Text, _>(stream_sid)
+    .bind::<Text, _>(instance_id)
+    .bind::<BigInt, _>(LIVE_CALL_STALE_SECONDS)
+    .get_result(conn)
+    .await
+    .optional()?;
+    Ok(match row {
+        None => StreamClaimOutcome::NoRecord,
+        Some(Claimed { claimed: true, .. }) => StreamClaimOutcome::Claimed,
+        Some(Claimed { ended: true, .. }) => StreamClaimOutcome::Ended,
+        Some(_) => StreamClaimOutcome::InUse,
+    })
+}

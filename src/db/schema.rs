@@ -34,6 +34,7 @@ diesel::table! {
         heartbeat_at -> Nullable<Timestamptz>,
         created_at -> Timestamptz,
         updated_at -> Timestamptz,
+        stream_sid -> Nullable<Text>,
     }
 }
 

@@ -41,6 +41,12 @@ pub async fn metrics(state: web::Data<AppState>) -> HttpResponse {
         preopen::parked_count() as u64,
     );
     metric(
+        "callvisor_media_sockets_awaiting_start",
+        "gauge",
+        "Media sockets that have not sent a valid start yet (capped by calls.stream_max_awaiting_start).",
+        calls.start_gate.waiting() as u64,
+    );
+    metric(
         "callvisor_transcript_segments_written_total",
         "counter",
         "Transcript segments written to PostgreSQL.",

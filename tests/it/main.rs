@@ -21,5 +21,8 @@ mod pool;
 mod rate_limits;
 mod shutdown;
 mod stream_auth;
+mod stream_hijack;
+mod stream_limits;
+mod stream_preopen;
 mod tools;
 mod webhooks;

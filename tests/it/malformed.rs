@@ -17,12 +17,11 @@ async fn junk_from_twilio_is_skipped_and_an_oversized_frame_closes_the_socket() 
     let world = CallWorld::start().await;
     let (call_sid, params) = world.answer().await;
     let mut stream = RawStream::connect(&world.app.address).await;
-    // Act: junk before start, a real start, junk during the call.
+    // Act: junk before start (fewer bad frames than close a stranger's
+    // socket, see `stream_limits`), a real start, junk during the call.
     for junk in [
         "not json",
-        "{}",
         r#"{"event":"media"}"#,
-        r#"{"event":"start"}"#,
         r#"{"event":"party"}"#,
         "[1,2,3]",
     ] {

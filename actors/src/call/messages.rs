@@ -6,6 +6,7 @@ use actix::prelude::*;
 use bytestring::ByteString;
 
 use super::audio_bounds::Dropped;
+use crate::ids::StreamSid;
 use crate::ports::EndReason;
 
 /// Identifies one Twilio socket, so a call replaced by a newer socket ignores
@@ -174,17 +175,44 @@ pub enum ToRealtime {
     },
 }
 
+/// Who a Twilio socket says it is in its `start`: a hand-over must say the same.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StreamIdentity {
+    /// `start.streamSid`.
+    pub stream_sid: StreamSid,
+    /// `start.accountSid`, when sent.
+    pub account_sid: Option<String>,
+}
+
+/// A second Twilio socket for a live call asks to carry it (from the
+/// supervisor). Granted only as Twilio could ask: same streamSid and
+/// accountSid as the current socket, and the current socket closed or silent.
+#[derive(Debug, Message)]
+#[rtype(result = "Result<(), HandOverRefused>")]
+pub struct HandOver {
+    /// The new socket's recipient.
+    pub twilio: Recipient<ToTwilio>,
+    /// The new socket's id.
+    pub socket: SocketId,
+    /// What the new socket's `start` said.
+    pub identity: StreamIdentity,
+}
+
+/// Why a hand-over was refused.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub enum HandOverRefused {
+    /// The current socket is alive, or the new one is another stream.
+    #[error("the call is carried by another stream")]
+    InUse,
+    /// The call is ending.
+    #[error("the call has ended")]
+    Ending,
+}
+
 /// Commands from the supervisor to a call.
 #[derive(Debug, Message)]
 #[rtype(result = "()")]
 pub enum CallCommand {
-    /// A newer Twilio socket took over this call (network hand-over).
-    ReplaceTwilio {
-        /// The new socket's recipient.
-        twilio: Recipient<ToTwilio>,
-        /// The new socket's id.
-        socket: SocketId,
-    },
     /// End the call now.
     End {
         /// Why.

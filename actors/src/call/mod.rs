@@ -44,8 +44,8 @@ use crate::supervisor::messages::CallEnded;
 use audio_bounds::{DropBurst, Dropped, HeldAudio};
 use barge_in::Playback;
 use messages::{
-    CallCommand, CallStats, FromRealtime, FromTwilio, GetCallStats, RealtimeEvent, SocketId,
-    ToRealtime, ToTwilio,
+    CallCommand, CallStats, FromRealtime, FromTwilio, GetCallStats, HandOver, HandOverRefused,
+    RealtimeEvent, SocketId, StreamIdentity, ToRealtime, ToTwilio,
 };
 use phase::CallPhase;
 use restart::RestartBudget;
@@ -75,6 +75,12 @@ pub struct CallActor {
     supervisor: Recipient<CallEnded>,
     twilio: Recipient<ToTwilio>,
     socket: SocketId,
+    /// What the current socket's `start` said (a hand-over must say the same).
+    identity: StreamIdentity,
+    /// When the current socket last sent anything (Twilio sends every 20 ms).
+    last_inbound: Instant,
+    /// The current socket closed without `stop`: waiting for a hand-over.
+    socket_lost: bool,
     phase: CallPhase,
     plan: Option<Arc<CallPlan>>,
     realtime: Option<Addr<RealtimeActor>>,
@@ -121,6 +127,7 @@ impl CallActor {
         supervisor: Recipient<CallEnded>,
         twilio: Recipient<ToTwilio>,
         socket: SocketId,
+        identity: StreamIdentity,
     ) -> Self {
         let budget = RestartBudget::new(deps.tuning.max_reconnects, deps.tuning.reconnect_window);
         let held = HeldAudio::new(deps.tuning.held_audio);
@@ -133,6 +140,9 @@ impl CallActor {
             supervisor,
             twilio,
             socket,
+            identity,
+            last_inbound: Instant::now(),
+            socket_lost: false,
             phase: CallPhase::Connecting,
             plan: None,
             realtime: None,
@@ -351,6 +361,48 @@ impl CallActor {
         }
     }
 
+    /// The current socket is gone without `stop`: Twilio may open a new one
+    /// (a hand-over) within the grace; otherwise the call ends.
+    fn on_socket_lost(&mut self, ctx: &mut Context<Self>) {
+        if self.socket_lost || self.phase.is_ending() {
+            return;
+        }
+        self.socket_lost = true;
+        let socket = self.socket;
+        ctx.run_later(self.deps.tuning.handover_grace, move |act, ctx| {
+            if act.socket_lost && act.socket == socket {
+                act.end(EndReason::SocketLost, ctx);
+            }
+        });
+    }
+
+    /// Grants a hand-over only as Twilio could ask for it (see [`HandOver`]).
+    fn hand_over(&mut self, msg: HandOver) -> Result<(), HandOverRefused> {
+        if self.phase.is_ending() {
+            return Err(HandOverRefused::Ending);
+        }
+        let silent = self.last_inbound.elapsed() >= self.deps.tuning.handover_silence;
+        if msg.identity != self.identity || !(self.socket_lost || silent) {
+            return Err(HandOverRefused::InUse);
+        }
+        let old = std::mem::replace(&mut self.twilio, msg.twilio);
+        let old_socket = std::mem::replace(&mut self.socket, msg.socket);
+        old.do_send(ToTwilio::Close);
+        let old_lost = std::mem::replace(&mut self.socket_lost, false);
+        self.last_inbound = Instant::now();
+        // The new socket has played nothing of ours; mark numbers go on
+        // rising so a late mark of the old socket cannot match.
+        self.playback.forget_unplayed();
+        log::info!(
+            "{} call_sid={} tenant={} socket={} replaced={old_socket} old_lost={old_lost}",
+            events::STREAM_REPLACED,
+            self.call_sid,
+            self.tenant_id,
+            self.socket
+        );
+        Ok(())
+    }
+
     /// Ends the call once the agent asked to and its last words have played.
     fn finish_if_said_goodbye(&mut self, ctx: &mut Context<Self>) {
         if self.end_after_playback && !self.agent_speaking && self.playback.is_idle() {
@@ -516,7 +568,8 @@ impl Actor for CallActor {
             self.call_sid,
             self.tenant_id
         );
-        // A session opened while the phone rang is already greeting the caller.
+        // A session opened while the phone rang is connected and configured;
+        // adopting it starts its greeting.
         if let Some(session) = preopen::take(self.call_sid.as_str()) {
             self.generation = 1;
             let adopt = session.send(ToRealtime::Adopt {
@@ -598,7 +651,7 @@ impl Actor for CallActor {
                 return;
             }
             if !act.twilio.connected() {
-                act.end(EndReason::SocketLost, ctx);
+                act.on_socket_lost(ctx);
                 return;
             }
             if act.realtime.as_ref().is_some_and(|rt| !rt.connected()) {
@@ -614,6 +667,14 @@ impl Handler<FromTwilio> for CallActor {
     type Result = ();
 
     fn handle(&mut self, msg: FromTwilio, ctx: &mut Self::Context) {
+        // A replaced socket is told to close first, so what still arrives is
+        // (nearly always) the current socket's: it is alive.
+        if matches!(
+            msg,
+            FromTwilio::Audio { .. } | FromTwilio::MarkPlayed { .. } | FromTwilio::Dtmf { .. }
+        ) {
+            self.last_inbound = Instant::now();
+        }
         match msg {
             // After `end_call`, or once the call is ending, the caller is not
             // listened to: no new answer may start.
@@ -643,7 +704,7 @@ impl Handler<FromTwilio> for CallActor {
                 self.end(EndReason::TwilioStopped, ctx)
             }
             FromTwilio::SocketClosed { socket } if socket == self.socket => {
-                self.end(EndReason::SocketLost, ctx)
+                self.on_socket_lost(ctx)
             }
             // From a socket that was replaced: not this call's end.
             FromTwilio::Stopped { .. } | FromTwilio::SocketClosed { .. } => {}
@@ -684,18 +745,6 @@ impl Handler<CallCommand> for CallActor {
 
     fn handle(&mut self, msg: CallCommand, ctx: &mut Self::Context) {
         match msg {
-            // Too late: the call is over; the new socket must not hang open.
-            CallCommand::ReplaceTwilio { twilio, .. } if self.phase.is_ending() => {
-                twilio.do_send(ToTwilio::Close);
-            }
-            CallCommand::ReplaceTwilio { twilio, socket } => {
-                let old = std::mem::replace(&mut self.twilio, twilio);
-                self.socket = socket;
-                old.do_send(ToTwilio::Close);
-                // The new socket has played nothing of ours; mark numbers go on
-                // rising so a late mark of the old socket cannot match.
-                self.playback.forget_unplayed();
-            }
             CallCommand::End { reason } => self.end(reason, ctx),
             CallCommand::Transferred { to } => {
                 if !self.phase.is_ending() {
@@ -725,5 +774,13 @@ impl Handler<GetCallStats> for CallActor {
             upstream_dropped: self.upstream_drops,
             upstream_drop_reports: self.upstream_drop_reports,
         })
+    }
+}
+
+impl Handler<HandOver> for CallActor {
+    type Result = Result<(), HandOverRefused>;
+
+    fn handle(&mut self, msg: HandOver, _ctx: &mut Self::Context) -> Self::Result {
+        self.hand_over(msg)
     }
 }

@@ -129,8 +129,9 @@ impl RealtimeActor {
     }
 
     /// A session opened before its call has an actor (see [`preopen`]):
-    /// it greets the caller-to-be and holds what it hears until adopted
-    /// through [`ToRealtime::Adopt`], or closes after `park_timeout`.
+    /// it connects and is configured, holds what it hears until adopted
+    /// through [`ToRealtime::Adopt`], or closes after `park_timeout`. The
+    /// greeting (a paid response) starts only on adoption.
     pub fn parked(
         call_sid: CallSid,
         endpoint: RealtimeEndpoint,
@@ -330,7 +331,11 @@ impl RealtimeActor {
         match event {
             ServerEvent::SessionUpdated if !self.ready => {
                 self.ready = true;
-                self.open_conversation();
+                // Parked: nobody is on the line yet, and a greeting is a paid
+                // response; it starts when a call adopts the session.
+                if self.owner.is_some() {
+                    self.open_conversation();
+                }
                 log::info!(
                     "{} call_sid={} generation={}",
                     events::REALTIME_READY,
@@ -517,6 +522,10 @@ impl Handler<ToRealtime> for RealtimeActor {
                     owner.do_send(FromRealtime { generation, event });
                 }
                 self.owner = Some(owner);
+                // Configured while parked: the greeting was held for this moment.
+                if self.ready {
+                    self.open_conversation();
+                }
             }
         }
     }

@@ -1,10 +1,11 @@
 //! Realtime sessions opened while the phone rings, before the call's media
-//! socket exists (it cuts seconds from the first answer: the handshake, the
-//! session set-up and the greeting are under way by the time Twilio
-//! connects). They are parked here by CallSid; the call's actor adopts its
+//! socket exists (it cuts seconds from the first answer: the handshake and the
+//! session set-up are done by the time Twilio connects). They are parked here by CallSid; the call's actor adopts its
 //! session when its socket arrives on this instance. A session nobody adopts
 //! (the socket landed on another instance, which opened its own) closes itself
-//! after its park timeout.
+//! after its park timeout; one whose socket failed its token or was refused
+//! here is closed at once ([`discard`]). A parked session never speaks: its
+//! greeting (a paid response) waits for the adoption.
 //!
 //! The registry is process-wide: the webhook and the socket are usually served
 //! by different worker threads. A session adopted from another thread keeps
@@ -18,6 +19,7 @@ use std::sync::{LazyLock, Mutex};
 use actix::Addr;
 
 use super::RealtimeActor;
+use crate::call::messages::ToRealtime;
 
 static PARKED: LazyLock<Mutex<HashMap<String, Addr<RealtimeActor>>>> =
     LazyLock::new(Mutex::default);
@@ -47,6 +49,18 @@ pub fn forget(call_sid: &str, session: &Addr<RealtimeActor>) {
             parked.remove(call_sid);
         }
     });
+}
+
+/// Closes the session parked for `call_sid`, if any: its socket failed its
+/// token or was refused, so nobody will adopt it. Answers whether one was parked.
+pub fn discard(call_sid: &str) -> bool {
+    match take(call_sid) {
+        Some(session) => {
+            session.do_send(ToRealtime::Close);
+            true
+        }
+        None => false,
+    }
 }
 
 /// How many sessions are parked (tests, metrics).

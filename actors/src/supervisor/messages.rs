@@ -14,6 +14,24 @@ pub enum AttachError {
     /// The instance is shutting down and takes no new calls.
     #[error("instance is draining")]
     Draining,
+    /// The call is live on another socket that is neither closed nor silent,
+    /// or the new socket is another stream (see [`crate::call::messages::HandOver`]).
+    #[error("the call is carried by another stream")]
+    InUse,
+    /// The call is ending or ended.
+    #[error("the call has ended")]
+    Ended,
+}
+
+impl AttachError {
+    /// The `reason=` logged and sent as the close frame's description.
+    pub fn reason(&self) -> &'static str {
+        match self {
+            Self::Draining => "draining",
+            Self::InUse => "stream_in_use",
+            Self::Ended => "call_ended",
+        }
+    }
 }
 
 /// A Twilio socket passed its token check and wants its call (from a TwilioStreamActor).
@@ -27,6 +45,8 @@ pub struct AttachStream {
     pub tenant_id: TenantId,
     /// Twilio's stream.
     pub stream_sid: StreamSid,
+    /// `start.accountSid`, when sent.
+    pub account_sid: Option<String>,
     /// Where the call writes audio, marks and clears.
     pub twilio: Recipient<ToTwilio>,
     /// The socket's id.

@@ -2,10 +2,12 @@
 //!
 //! OTP's `simple_one_for_one` with *temporary* children: it starts a
 //! [`CallActor`] when a stream attaches (on the stream's worker thread, so a
-//! call's audio never crosses threads), replaces a call's socket when Twilio
-//! opens a second one for a live CallSid (network hand-over) instead of
-//! starting a second agent, and never restarts a call: there is no caller to
-//! restart it for. Draining stops new calls, lets live ones finish within a
+//! call's audio never crosses threads), asks the live call whether a second
+//! socket for its CallSid is a genuine hand-over (the call decides: same
+//! streamSid/accountSid, old socket closed or silent; otherwise the new
+//! socket is refused and the first keeps the call) instead of starting a
+//! second agent, and never restarts a call: there is no caller to restart it
+//! for. Draining stops new calls, lets live ones finish within a
 //! grace period, then ends them and waits for their records to be written.
 //!
 //! One per process, on its own arbiter; per-tenant concurrency limits are
@@ -19,7 +21,7 @@ use std::time::{Duration, Instant};
 use actix::prelude::*;
 use tokio::sync::oneshot;
 
-use crate::call::messages::CallCommand;
+use crate::call::messages::{CallCommand, FromTwilio, HandOver, HandOverRefused, StreamIdentity};
 use crate::call::CallActor;
 use crate::events;
 use crate::ids::{CallSid, TenantId};
@@ -85,25 +87,32 @@ impl Actor for CallSupervisor {
 }
 
 impl Handler<AttachStream> for CallSupervisor {
-    type Result = MessageResult<AttachStream>;
+    type Result = ResponseFuture<Result<Recipient<FromTwilio>, AttachError>>;
 
     fn handle(&mut self, msg: AttachStream, ctx: &mut Self::Context) -> Self::Result {
+        let identity = StreamIdentity {
+            stream_sid: msg.stream_sid.clone(),
+            account_sid: msg.account_sid.clone(),
+        };
         if let Some(entry) = self.calls.get(&msg.call_sid) {
-            log::info!(
-                "{} call_sid={} tenant={} socket={}",
-                events::STREAM_REPLACED,
-                msg.call_sid,
-                entry.tenant_id,
-                msg.socket
-            );
-            entry.addr.do_send(CallCommand::ReplaceTwilio {
+            // The call decides (it knows its socket's identity and liveness);
+            // the supervisor goes on serving others meanwhile.
+            let addr = entry.addr.clone();
+            let ask = addr.send(HandOver {
                 twilio: msg.twilio,
                 socket: msg.socket,
+                identity,
             });
-            return MessageResult(Ok(entry.addr.clone().recipient()));
+            return Box::pin(async move {
+                match ask.await {
+                    Ok(Ok(())) => Ok(addr.recipient()),
+                    Ok(Err(HandOverRefused::InUse)) => Err(AttachError::InUse),
+                    Ok(Err(HandOverRefused::Ending)) | Err(_) => Err(AttachError::Ended),
+                }
+            });
         }
         if self.draining {
-            return MessageResult(Err(AttachError::Draining));
+            return Box::pin(async { Err(AttachError::Draining) });
         }
         let actor_id = self.next_actor_id;
         self.next_actor_id += 1;
@@ -122,6 +131,7 @@ impl Handler<AttachStream> for CallSupervisor {
                 supervisor,
                 twilio,
                 socket,
+                identity,
             )
         });
         self.calls.insert(
@@ -133,7 +143,7 @@ impl Handler<AttachStream> for CallSupervisor {
                 started: Instant::now(),
             },
         );
-        MessageResult(Ok(addr.recipient()))
+        Box::pin(async move { Ok(addr.recipient()) })
     }
 }
 

@@ -15,6 +15,8 @@ pub struct RawStream {
     framed: Framed<BoxedSocket, Codec>,
     /// Stream id used in every frame.
     pub stream_sid: String,
+    /// Account id sent in `start`.
+    pub account_sid: String,
 }
 
 /// How the server ended (or did not end) the socket.
@@ -31,19 +33,77 @@ pub enum Ending {
 impl RawStream {
     /// Connects to `app_address` (`http://127.0.0.1:P`) `/twilio/media`.
     pub async fn connect(app_address: &str) -> Self {
+        Self::try_connect(app_address)
+            .await
+            .expect("media socket opens")
+    }
+
+    /// Connects, or answers the HTTP status the upgrade was refused with
+    /// (`None`: no answer at all).
+    pub async fn try_connect(app_address: &str) -> Result<Self, Option<u16>> {
         let url = format!(
             "{}/twilio/media",
             app_address.replacen("http://", "ws://", 1)
         );
-        let (_response, framed) = awc::Client::new()
+        match awc::Client::new()
             .ws(url)
             .max_frame_size(8 * 1024 * 1024)
             .connect()
             .await
-            .expect("media socket opens");
-        Self {
-            framed,
-            stream_sid: "MZ00000000000000000000000000000001".to_owned(),
+        {
+            Ok((_response, framed)) => Ok(Self {
+                framed,
+                stream_sid: "MZ00000000000000000000000000000001".to_owned(),
+                account_sid: "AC00000000000000000000000000000000".to_owned(),
+            }),
+            Err(awc::error::WsClientError::InvalidResponseStatus(status)) => {
+                Err(Some(status.as_u16()))
+            }
+            Err(_) => Err(None),
+        }
+    }
+
+    /// Sends one binary frame (Twilio never does).
+    pub async fn send_binary(&mut self, bytes: &'static [u8]) {
+        let _ = self
+            .framed
+            .send(Message::Binary(bytes::Bytes::from_static(bytes)))
+            .await;
+    }
+
+    /// Closes the socket from this side (a close frame, as a dropped
+    /// network path would look to Twilio's new socket).
+    pub async fn close(mut self) {
+        let _ = self.framed.send(Message::Close(None)).await;
+        let _ = self.framed.close().await;
+    }
+
+    /// Sends one media frame whose payload is `payload`.
+    pub async fn media_payload(&mut self, payload: &str) {
+        let mut buf = String::new();
+        let sid = self.stream_sid.clone();
+        twilio::write_inbound_media(&mut buf, &sid, 3, 1, 0, payload);
+        self.send(buf).await;
+    }
+
+    /// Reads until a `media` frame (agent audio) arrives; `false` if the
+    /// socket ended or `wait` passed first.
+    pub async fn hears_media(&mut self, wait: Duration) -> bool {
+        let deadline = actix_web::rt::time::sleep(wait);
+        tokio::pin!(deadline);
+        loop {
+            tokio::select! {
+                _ = &mut deadline => return false,
+                frame = self.framed.next() => match frame {
+                    Some(Ok(Frame::Text(text)))
+                        if std::str::from_utf8(&text).is_ok_and(|t| t.contains(r#""event":"media""#)) =>
+                    {
+                        return true
+                    }
+                    Some(Ok(Frame::Close(_))) | Some(Err(_)) | None => return false,
+                    Some(Ok(_)) => continue,
+                },
+            }
         }
     }
 
@@ -67,13 +127,8 @@ impl RawStream {
         self.send(buf.clone()).await;
         buf.clear();
         let sid = self.stream_sid.clone();
-        twilio::write_start(
-            &mut buf,
-            &sid,
-            call_sid,
-            "AC00000000000000000000000000000000",
-            &params,
-        );
+        let account_sid = self.account_sid.clone();
+        twilio::write_start(&mut buf, &sid, call_sid, &account_sid, &params);
         self.send(buf).await;
     }
 

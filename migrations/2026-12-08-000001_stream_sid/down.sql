@@ -1,0 +1,1 @@
+ALTER TABLE call_logs DROP COLUMN stream_sid;
