@@ -26,7 +26,7 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 use tokio::sync::mpsc;
 
-use bytes::BytesMut;
+use bytes::{Buf as _, BytesMut};
 
 use super::ws::{self, Frame, OpCode};
 use callvisor_standins::audio::read_tag_base64;
@@ -119,7 +119,7 @@ async fn connection(mut stream: TcpStream, shared: &Shared) -> std::io::Result<(
         }
     };
     let head = String::from_utf8_lossy(rbuf.get(..head_len).unwrap_or_default()).into_owned();
-    let _head = rbuf.split_to(head_len);
+    rbuf.advance(head_len);
     let path = head.split(' ').nth(1).unwrap_or("");
     if path.starts_with("/stats") {
         let stats = EchoStats {

@@ -24,7 +24,7 @@ use std::time::{Duration, Instant};
 
 use base64::engine::general_purpose::STANDARD;
 use base64::Engine as _;
-use bytes::BytesMut;
+use bytes::{Buf as _, BytesMut};
 use callvisor_wire::protocol::twilio::{self, TwilioOutbound};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
@@ -373,7 +373,7 @@ async fn open_stream(
         }
     };
     let head = String::from_utf8_lossy(rbuf.get(..end).unwrap_or_default()).into_owned();
-    let _head = rbuf.split_to(end);
+    rbuf.advance(end);
     let accept_ok = ws::header(&head, "sec-websocket-accept") == Some(&ws::accept_key(&key));
     match ws::status_code(&head) {
         Some(101) if accept_ok => Ok(stream),
