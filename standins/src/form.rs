@@ -1,8 +1,9 @@
 //! `application/x-www-form-urlencoded`, the body encoding of Twilio's webhooks and REST API.
 //!
-//! A few lines of our own rather than a crate: the stand-ins need the exact pairs in order,
-//! repeated keys included (Twilio repeats `StatusCallbackEvent`), which serde-based decoders
-//! fold into maps.
+//! The `form_urlencoded` crate (the WHATWG rules `url` uses) does the coding; these helpers
+//! only fix the shape the stand-ins want: the exact pairs in order as owned strings, repeated
+//! keys included (Twilio repeats `StatusCallbackEvent`), which serde-based decoders fold
+//! into maps.
 
 /// Decodes `a=1&b=x+y&c=%2B1` into pairs, in order, repeated keys kept.
 ///
@@ -11,29 +12,17 @@
 /// without `=` gets an empty value.
 #[must_use]
 pub fn parse_form(input: &str) -> Vec<(String, String)> {
-    input
-        .split('&')
-        .filter(|segment| !segment.is_empty())
-        .map(|segment| {
-            let (key, value) = segment.split_once('=').unwrap_or((segment, ""));
-            (percent_decode(key), percent_decode(value))
-        })
+    form_urlencoded::parse(input.as_bytes())
+        .into_owned()
         .collect()
 }
 
 /// Encodes pairs as a form body (`+` for space, `%XX` for everything but `A-Za-z0-9-_.*`).
 #[must_use]
 pub fn encode_form(pairs: &[(String, String)]) -> String {
-    let mut out = String::new();
-    for (i, (key, value)) in pairs.iter().enumerate() {
-        if i > 0 {
-            out.push('&');
-        }
-        percent_encode(key, &mut out);
-        out.push('=');
-        percent_encode(value, &mut out);
-    }
-    out
+    form_urlencoded::Serializer::new(String::new())
+        .extend_pairs(pairs)
+        .finish()
 }
 
 /// The first value of `name` among `pairs`.
@@ -43,62 +32,6 @@ pub fn form_value<'a>(pairs: &'a [(String, String)], name: &str) -> Option<&'a s
         .iter()
         .find(|(key, _)| key == name)
         .map(|(_, value)| value.as_str())
-}
-
-fn hex_value(byte: u8) -> Option<u8> {
-    char::from(byte)
-        .to_digit(16)
-        .and_then(|d| u8::try_from(d).ok())
-}
-
-fn percent_decode(text: &str) -> String {
-    let bytes = text.as_bytes();
-    let mut out = Vec::with_capacity(bytes.len());
-    let mut i = 0;
-    while let Some(&byte) = bytes.get(i) {
-        match byte {
-            b'+' => {
-                out.push(b' ');
-                i += 1;
-            }
-            b'%' => {
-                let high = bytes.get(i + 1).copied().and_then(hex_value);
-                let low = bytes.get(i + 2).copied().and_then(hex_value);
-                if let (Some(high), Some(low)) = (high, low) {
-                    out.push(high << 4 | low);
-                    i += 3;
-                } else {
-                    out.push(b'%');
-                    i += 1;
-                }
-            }
-            other => {
-                out.push(other);
-                i += 1;
-            }
-        }
-    }
-    String::from_utf8_lossy(&out).into_owned()
-}
-
-fn percent_encode(text: &str, out: &mut String) {
-    const HEX: &[u8; 16] = b"0123456789ABCDEF";
-    for &byte in text.as_bytes() {
-        match byte {
-            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'*' => {
-                out.push(char::from(byte));
-            }
-            b' ' => out.push('+'),
-            _ => {
-                out.push('%');
-                for nibble in [byte >> 4, byte & 0x0f] {
-                    if let Some(&digit) = HEX.get(usize::from(nibble)) {
-                        out.push(char::from(digit));
-                    }
-                }
-            }
-        }
-    }
 }
 
 #[cfg(test)]
@@ -130,6 +63,18 @@ mod tests {
         assert_eq!(
             parse_form("a=100%&b=%zz&c=%e2%98%8e"),
             pairs(&[("a", "100%"), ("b", "%zz"), ("c", "☎")])
+        );
+    }
+
+    #[test]
+    fn encodes_like_twilio_clients_do() {
+        assert_eq!(
+            encode_form(&pairs(&[
+                ("To", "+1 555"),
+                ("Safe", "aZ09-_.*"),
+                ("x", "~/&=")
+            ])),
+            "To=%2B1+555&Safe=aZ09-_.*&x=%7E%2F%26%3D"
         );
     }
 

@@ -1,14 +1,15 @@
 //! A small TwiML reader: the verbs a voice webhook answers with, as the simulated caller
 //! needs them.
 //!
-//! No XML crate is available, so this is a tiny XML parser for the shapes TwiML uses:
-//! elements, attributes in either quote style and any order, text, comments, CDATA, the XML
-//! declaration and the five predefined entities plus numeric character references. It is
-//! strict where a real XML parser would be (mismatched or unclosed tags, duplicate
-//! attributes, unknown entities, a bare `&` or `<` in text, a DOCTYPE, content after the
-//! root), because Twilio rejects such documents (error 12100). It is lenient about TwiML
-//! semantics: unknown verbs are kept as [`Verb::Other`], unknown attributes are ignored.
+//! `roxmltree` reads the XML, and is strict the way Twilio is (error 12100): mismatched or
+//! unclosed tags, duplicate attributes, unknown entities, a bare `&` or `<`, a DOCTYPE and
+//! content after the root are all refused. This module only maps the tree to verbs, strict
+//! where TwiML is (the root must be `<Response>`, `<Stream>` needs a `url` and holds only
+//! `<Parameter name>`s, no loose text between verbs, numeric `length`/`timeout`) and
+//! lenient about the rest: unknown verbs are kept as [`Verb::Other`], unknown attributes are
+//! ignored.
 
+use roxmltree::{Document, Node};
 use serde::Serialize;
 
 /// Deepest element nesting accepted (TwiML needs 4: Response/Connect/Stream/Parameter).
@@ -17,14 +18,9 @@ const MAX_DEPTH: usize = 32;
 /// Why a TwiML document was refused.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum TwimlError {
-    /// Not well-formed XML.
-    #[error("XML error at byte {at}: {what}")]
-    Syntax {
-        /// Byte offset in the document.
-        at: usize,
-        /// What is wrong.
-        what: String,
-    },
+    /// Not well-formed XML, or nested too deeply.
+    #[error("XML error: {0}")]
+    Syntax(#[from] SyntaxError),
     /// The root element is not `<Response>`.
     #[error("root element is <{0}>, expected <Response>")]
     NotResponse(String),
@@ -39,6 +35,17 @@ pub enum TwimlError {
     /// Something TwiML does not allow where it appears.
     #[error("invalid TwiML: {0}")]
     Invalid(String),
+}
+
+/// Why a document is not XML the stand-in reads.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum SyntaxError {
+    /// The XML parser refused it (the message names row and column).
+    #[error(transparent)]
+    Xml(#[from] roxmltree::Error),
+    /// Elements nested deeper than [`MAX_DEPTH`] at this `row:column`.
+    #[error("elements nested too deeply at {0}")]
+    TooDeep(roxmltree::TextPos),
 }
 
 /// A parsed `<Response>`.
@@ -189,38 +196,69 @@ impl Twiml {
 /// a `<Stream>` without `url`, a `<Parameter>` without `name`, text directly inside
 /// `<Response>` and similar.
 pub fn parse_twiml(text: &str) -> Result<Twiml, TwimlError> {
-    let root = parse_xml(text)?;
-    if root.name != "Response" {
-        return Err(TwimlError::NotResponse(root.name));
+    let document = Document::parse(text).map_err(SyntaxError::Xml)?;
+    if let Some(deep) = document
+        .descendants()
+        .find(|node| node.is_element() && node.ancestors().count() > MAX_DEPTH)
+    {
+        return Err(SyntaxError::TooDeep(document.text_pos_at(deep.range().start)).into());
     }
-    let mut verbs = Vec::new();
-    for node in &root.children {
-        match node {
-            Node::Element(element) => verbs.push(verb(element)?),
-            Node::Text(text) if !text.trim().is_empty() => {
-                return Err(TwimlError::Invalid(
-                    "text directly inside <Response>".to_owned(),
-                ));
-            }
-            Node::Text(_) => {}
-        }
+    let root = document.root_element();
+    if root.tag_name().name() != "Response" {
+        return Err(TwimlError::NotResponse(root.tag_name().name().to_owned()));
     }
+    if !own_text(root).is_empty() {
+        return Err(TwimlError::Invalid(
+            "text directly inside <Response>".to_owned(),
+        ));
+    }
+    let verbs = elements(root).map(verb).collect::<Result<_, _>>()?;
     Ok(Twiml { verbs })
 }
 
-fn verb(element: &Element) -> Result<Verb, TwimlError> {
-    let attr = |name: &str| element.attr(name).map(str::to_owned);
-    Ok(match element.name.as_str() {
+/// The element children of `node`.
+fn elements<'a, 'input>(node: Node<'a, 'input>) -> impl Iterator<Item = Node<'a, 'input>> {
+    node.children().filter(Node::is_element)
+}
+
+/// The element's name without a namespace prefix.
+fn name<'a>(node: Node<'a, '_>) -> &'a str {
+    node.tag_name().name()
+}
+
+/// All text inside, nested elements included (CDATA is text), trimmed.
+fn all_text(node: Node<'_, '_>) -> String {
+    let text: String = node
+        .descendants()
+        .filter(Node::is_text)
+        .filter_map(|n| n.text())
+        .collect();
+    text.trim().to_owned()
+}
+
+/// Only the element's own text nodes, trimmed.
+fn own_text(node: Node<'_, '_>) -> String {
+    let text: String = node
+        .children()
+        .filter(Node::is_text)
+        .filter_map(|n| n.text())
+        .collect();
+    text.trim().to_owned()
+}
+
+fn verb(element: Node<'_, '_>) -> Result<Verb, TwimlError> {
+    let attr = |key: &str| element.attribute(key).map(str::to_owned);
+    Ok(match name(element) {
         "Say" => Verb::Say {
-            text: element.text(),
+            text: all_text(element),
             voice: attr("voice"),
             language: attr("language"),
         },
         "Play" => Verb::Play {
-            url: element.text(),
+            url: all_text(element),
         },
         "Pause" => Verb::Pause {
-            length: match element.attr("length") {
+            length: match element.attribute("length") {
                 None => 1,
                 Some(length) => length.trim().parse().map_err(|_| {
                     TwimlError::Invalid(format!("<Pause length=\"{length}\"> is not a number"))
@@ -230,11 +268,11 @@ fn verb(element: &Element) -> Result<Verb, TwimlError> {
         "Connect" => {
             let mut streams = Vec::new();
             let mut other_nouns = Vec::new();
-            for child in element.elements() {
-                if child.name == "Stream" {
+            for child in elements(element) {
+                if name(child) == "Stream" {
                     streams.push(stream(child)?);
                 } else {
-                    other_nouns.push(child.name.clone());
+                    other_nouns.push(name(child).to_owned());
                 }
             }
             Verb::Connect {
@@ -244,9 +282,8 @@ fn verb(element: &Element) -> Result<Verb, TwimlError> {
             }
         }
         "Start" => Verb::Start {
-            streams: element
-                .elements()
-                .filter(|child| child.name == "Stream")
+            streams: elements(element)
+                .filter(|child| name(*child) == "Stream")
                 .map(stream)
                 .collect::<Result<_, _>>()?,
         },
@@ -255,21 +292,21 @@ fn verb(element: &Element) -> Result<Verb, TwimlError> {
             let mut numbers = Vec::new();
             let mut sips = Vec::new();
             let mut clients = Vec::new();
-            for child in element.elements() {
-                match child.name.as_str() {
-                    "Number" => numbers.push(child.text()),
-                    "Sip" => sips.push(child.text()),
-                    "Client" => clients.push(child.text()),
+            for child in elements(element) {
+                match name(child) {
+                    "Number" => numbers.push(all_text(child)),
+                    "Sip" => sips.push(all_text(child)),
+                    "Client" => clients.push(all_text(child)),
                     _ => {}
                 }
             }
-            let bare = element.own_text();
+            let bare = own_text(element);
             if !bare.is_empty() {
                 numbers.push(bare);
             }
             Verb::Dial {
                 caller_id: attr("callerId"),
-                timeout: match element.attr("timeout") {
+                timeout: match element.attribute("timeout") {
                     None => None,
                     Some(t) => Some(t.trim().parse().map_err(|_| {
                         TwimlError::Invalid(format!("<Dial timeout=\"{t}\"> is not a number"))
@@ -286,7 +323,7 @@ fn verb(element: &Element) -> Result<Verb, TwimlError> {
             reason: attr("reason"),
         },
         "Redirect" => Verb::Redirect {
-            url: element.text(),
+            url: all_text(element),
             method: attr("method"),
         },
         other => Verb::Other {
@@ -295,9 +332,9 @@ fn verb(element: &Element) -> Result<Verb, TwimlError> {
     })
 }
 
-fn stream(element: &Element) -> Result<StreamSpec, TwimlError> {
+fn stream(element: Node<'_, '_>) -> Result<StreamSpec, TwimlError> {
     let url = element
-        .attr("url")
+        .attribute("url")
         .map(str::trim)
         .filter(|url| !url.is_empty())
         .ok_or(TwimlError::MissingAttribute {
@@ -305,355 +342,31 @@ fn stream(element: &Element) -> Result<StreamSpec, TwimlError> {
             attribute: "url",
         })?;
     let mut parameters = Vec::new();
-    for child in element.elements() {
-        if child.name != "Parameter" {
+    for child in elements(element) {
+        if name(child) != "Parameter" {
             return Err(TwimlError::Invalid(format!(
                 "<{}> is not allowed inside <Stream>",
-                child.name
+                name(child)
             )));
         }
-        let name = child.attr("name").ok_or(TwimlError::MissingAttribute {
-            element: "Parameter".to_owned(),
-            attribute: "name",
-        })?;
+        let key = child
+            .attribute("name")
+            .ok_or(TwimlError::MissingAttribute {
+                element: "Parameter".to_owned(),
+                attribute: "name",
+            })?;
         parameters.push((
-            name.to_owned(),
-            child.attr("value").unwrap_or_default().to_owned(),
+            key.to_owned(),
+            child.attribute("value").unwrap_or_default().to_owned(),
         ));
     }
     Ok(StreamSpec {
         url: url.to_owned(),
-        name: element.attr("name").map(str::to_owned),
-        track: element.attr("track").map(str::to_owned),
-        status_callback: element.attr("statusCallback").map(str::to_owned),
+        name: element.attribute("name").map(str::to_owned),
+        track: element.attribute("track").map(str::to_owned),
+        status_callback: element.attribute("statusCallback").map(str::to_owned),
         parameters,
     })
-}
-
-// ---------------------------------------------------------------------------------------
-// The XML subset
-// ---------------------------------------------------------------------------------------
-
-/// An XML element.
-#[derive(Debug, Clone, PartialEq, Eq)]
-struct Element {
-    name: String,
-    attributes: Vec<(String, String)>,
-    children: Vec<Node>,
-}
-
-#[derive(Debug, Clone, PartialEq, Eq)]
-enum Node {
-    Element(Element),
-    Text(String),
-}
-
-impl Element {
-    fn attr(&self, name: &str) -> Option<&str> {
-        self.attributes
-            .iter()
-            .find(|(key, _)| key == name)
-            .map(|(_, value)| value.as_str())
-    }
-
-    fn elements(&self) -> impl Iterator<Item = &Element> {
-        self.children.iter().filter_map(|node| match node {
-            Node::Element(element) => Some(element),
-            Node::Text(_) => None,
-        })
-    }
-
-    /// All text inside, nested elements included, trimmed.
-    fn text(&self) -> String {
-        fn collect(element: &Element, out: &mut String) {
-            for node in &element.children {
-                match node {
-                    Node::Text(text) => out.push_str(text),
-                    Node::Element(child) => collect(child, out),
-                }
-            }
-        }
-        let mut out = String::new();
-        collect(self, &mut out);
-        out.trim().to_owned()
-    }
-
-    /// Only the element's own text nodes, trimmed.
-    fn own_text(&self) -> String {
-        let mut out = String::new();
-        for node in &self.children {
-            if let Node::Text(text) = node {
-                out.push_str(text);
-            }
-        }
-        out.trim().to_owned()
-    }
-}
-
-struct Parser<'a> {
-    text: &'a str,
-    pos: usize,
-}
-
-fn parse_xml(text: &str) -> Result<Element, TwimlError> {
-    let mut parser = Parser {
-        text: text.strip_prefix('\u{feff}').unwrap_or(text),
-        pos: 0,
-    };
-    parser.skip_misc()?;
-    if !parser.rest().starts_with('<') {
-        return Err(parser.error("expected the root element"));
-    }
-    let root = parser.element(0)?;
-    parser.skip_misc()?;
-    if !parser.rest().is_empty() {
-        return Err(parser.error("content after the root element"));
-    }
-    Ok(root)
-}
-
-fn is_name_start(c: char) -> bool {
-    c.is_alphabetic() || c == '_' || c == ':'
-}
-
-fn is_name_char(c: char) -> bool {
-    is_name_start(c) || c.is_ascii_digit() || c == '-' || c == '.'
-}
-
-impl<'a> Parser<'a> {
-    fn rest(&self) -> &'a str {
-        self.text.get(self.pos..).unwrap_or_default()
-    }
-
-    fn error(&self, what: &str) -> TwimlError {
-        TwimlError::Syntax {
-            at: self.pos,
-            what: what.to_owned(),
-        }
-    }
-
-    fn skip_whitespace(&mut self) -> usize {
-        let rest = self.rest();
-        let trimmed = rest.trim_start_matches([' ', '\t', '\r', '\n']);
-        let skipped = rest.len() - trimmed.len();
-        self.pos += skipped;
-        skipped
-    }
-
-    fn expect(&mut self, token: &str, what: &str) -> Result<(), TwimlError> {
-        if self.rest().starts_with(token) {
-            self.pos += token.len();
-            Ok(())
-        } else {
-            Err(self.error(what))
-        }
-    }
-
-    /// Skips `text` up to and including `end`.
-    fn skip_past(&mut self, end: &str, what: &str) -> Result<&'a str, TwimlError> {
-        let rest = self.rest();
-        match rest.find(end) {
-            Some(at) => {
-                self.pos += at + end.len();
-                Ok(rest.get(..at).unwrap_or_default())
-            }
-            None => Err(self.error(what)),
-        }
-    }
-
-    /// Whitespace, comments and processing instructions (the XML declaration) between
-    /// elements at the top level.
-    fn skip_misc(&mut self) -> Result<(), TwimlError> {
-        loop {
-            self.skip_whitespace();
-            let rest = self.rest();
-            if rest.starts_with("<?") {
-                self.skip_past("?>", "unterminated processing instruction")?;
-            } else if rest.starts_with("<!--") {
-                self.skip_comment()?;
-            } else if rest.starts_with("<!") {
-                return Err(self.error("DOCTYPE and other declarations are not allowed"));
-            } else {
-                return Ok(());
-            }
-        }
-    }
-
-    fn skip_comment(&mut self) -> Result<(), TwimlError> {
-        self.pos += "<!--".len();
-        let body = self.skip_past("-->", "unterminated comment")?;
-        if body.contains("--") {
-            return Err(self.error("`--` inside a comment"));
-        }
-        Ok(())
-    }
-
-    fn name(&mut self) -> Result<String, TwimlError> {
-        let rest = self.rest();
-        let mut chars = rest.char_indices();
-        match chars.next() {
-            Some((_, c)) if is_name_start(c) => {}
-            _ => return Err(self.error("expected a name")),
-        }
-        let end = chars
-            .find(|&(_, c)| !is_name_char(c))
-            .map_or(rest.len(), |(i, _)| i);
-        self.pos += end;
-        Ok(rest.get(..end).unwrap_or_default().to_owned())
-    }
-
-    fn element(&mut self, depth: usize) -> Result<Element, TwimlError> {
-        if depth >= MAX_DEPTH {
-            return Err(self.error("elements nested too deeply"));
-        }
-        self.expect("<", "expected `<`")?;
-        let name = self.name()?;
-        let mut attributes: Vec<(String, String)> = Vec::new();
-        loop {
-            let spaced = self.skip_whitespace() > 0;
-            let rest = self.rest();
-            if rest.starts_with("/>") {
-                self.pos += 2;
-                return Ok(Element {
-                    name,
-                    attributes,
-                    children: Vec::new(),
-                });
-            }
-            if rest.starts_with('>') {
-                self.pos += 1;
-                break;
-            }
-            if !spaced {
-                return Err(self.error("expected whitespace, `>` or `/>`"));
-            }
-            let key = self.name()?;
-            self.skip_whitespace();
-            self.expect("=", "expected `=` after an attribute name")?;
-            self.skip_whitespace();
-            let quote = match self.rest().chars().next() {
-                Some(q @ ('"' | '\'')) => q,
-                _ => return Err(self.error("attribute values must be quoted")),
-            };
-            self.pos += 1;
-            let start = self.pos;
-            let raw = self.skip_past(&quote.to_string(), "unterminated attribute value")?;
-            if raw.contains('<') {
-                return Err(TwimlError::Syntax {
-                    at: start,
-                    what: "`<` inside an attribute value".to_owned(),
-                });
-            }
-            let value = decode_entities(raw, start)?;
-            if attributes.iter().any(|(k, _)| *k == key) {
-                return Err(self.error("duplicate attribute"));
-            }
-            attributes.push((key, value));
-        }
-        let mut children = Vec::new();
-        loop {
-            let rest = self.rest();
-            if rest.is_empty() {
-                return Err(self.error("unclosed element"));
-            }
-            if rest.starts_with("</") {
-                self.pos += 2;
-                let closing = self.name()?;
-                self.skip_whitespace();
-                self.expect(">", "expected `>` in a closing tag")?;
-                if closing != name {
-                    return Err(
-                        self.error(&format!("closing tag </{closing}> does not match <{name}>"))
-                    );
-                }
-                return Ok(Element {
-                    name,
-                    attributes,
-                    children,
-                });
-            }
-            if rest.starts_with("<!--") {
-                self.skip_comment()?;
-            } else if rest.starts_with("<![CDATA[") {
-                self.pos += "<![CDATA[".len();
-                let data = self.skip_past("]]>", "unterminated CDATA section")?;
-                push_text(&mut children, data);
-            } else if rest.starts_with("<?") {
-                self.skip_past("?>", "unterminated processing instruction")?;
-            } else if rest.starts_with("<!") {
-                return Err(self.error("declarations are not allowed inside elements"));
-            } else if rest.starts_with('<') {
-                children.push(Node::Element(self.element(depth + 1)?));
-            } else {
-                let start = self.pos;
-                let end = rest.find('<').unwrap_or(rest.len());
-                self.pos += end;
-                let raw = rest.get(..end).unwrap_or_default();
-                if raw.contains("]]>") {
-                    return Err(TwimlError::Syntax {
-                        at: start,
-                        what: "`]]>` in text".to_owned(),
-                    });
-                }
-                push_text(&mut children, &decode_entities(raw, start)?);
-            }
-        }
-    }
-}
-
-/// Appends text, merging with a preceding text node.
-fn push_text(children: &mut Vec<Node>, text: &str) {
-    if let Some(Node::Text(previous)) = children.last_mut() {
-        previous.push_str(text);
-    } else {
-        children.push(Node::Text(text.to_owned()));
-    }
-}
-
-/// Decodes `&lt; &gt; &amp; &quot; &apos; &#NN; &#xHH;`; anything else after `&` is an error.
-fn decode_entities(raw: &str, offset: usize) -> Result<String, TwimlError> {
-    let mut out = String::with_capacity(raw.len());
-    let mut rest = raw;
-    while let Some(amp) = rest.find('&') {
-        out.push_str(rest.get(..amp).unwrap_or_default());
-        let after = rest.get(amp + 1..).unwrap_or_default();
-        let at = offset + (raw.len() - rest.len()) + amp;
-        let bad = |what: &str| TwimlError::Syntax {
-            at,
-            what: what.to_owned(),
-        };
-        let semi = after
-            .find(';')
-            .filter(|&i| i <= 10)
-            .ok_or_else(|| bad("`&` that does not start an entity"))?;
-        let entity = after.get(..semi).unwrap_or_default();
-        let decoded = match entity {
-            "lt" => '<',
-            "gt" => '>',
-            "amp" => '&',
-            "quot" => '"',
-            "apos" => '\'',
-            _ => {
-                let code = if let Some(hex) = entity
-                    .strip_prefix("#x")
-                    .or_else(|| entity.strip_prefix("#X"))
-                {
-                    u32::from_str_radix(hex, 16).ok()
-                } else if let Some(dec) = entity.strip_prefix('#') {
-                    dec.parse::<u32>().ok()
-                } else {
-                    return Err(bad(&format!("unknown entity &{entity};")));
-                };
-                code.and_then(char::from_u32)
-                    .filter(|&c| c != '\0')
-                    .ok_or_else(|| bad(&format!("invalid character reference &{entity};")))?
-            }
-        };
-        out.push(decoded);
-        rest = after.get(semi + 1..).unwrap_or_default();
-    }
-    out.push_str(rest);
-    Ok(out)
 }
 
 #[cfg(test)]
@@ -838,6 +551,28 @@ mod tests {
             parse_twiml("<Response><Pause length=\"x\"/></Response>"),
             Err(TwimlError::Invalid(_))
         ));
+    }
+
+    #[test]
+    fn syntax_errors_say_where_and_keep_the_parser_error() {
+        let err = parse_twiml("<Response>\n  <Say>hi</Response>").unwrap_err();
+        assert!(err.to_string().contains("2:"), "{err}");
+        let source = std::error::Error::source(&err).map(ToString::to_string);
+        assert!(
+            matches!(&err, TwimlError::Syntax(SyntaxError::Xml(_))),
+            "{err:?}"
+        );
+        assert!(source.is_some_and(|s| s.contains("2:")), "{err:?}");
+    }
+
+    #[test]
+    fn a_byte_order_mark_is_accepted() {
+        assert_eq!(
+            parse_twiml("\u{feff}<Response><Hangup/></Response>")
+                .unwrap()
+                .verb_names(),
+            ["Hangup"]
+        );
     }
 
     #[test]

@@ -26,7 +26,9 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 use tokio::sync::mpsc;
 
-use super::ws;
+use bytes::{Buf as _, BytesMut};
+
+use super::ws::{self, Frame, OpCode};
 use callvisor_standins::audio::read_tag_base64;
 
 /// The exact prefix callvisor's (and most bridges') append starts with: the fast path.
@@ -104,7 +106,7 @@ pub fn serve(addr: SocketAddr, threads: usize) -> std::io::Result<()> {
 }
 
 async fn connection(mut stream: TcpStream, shared: &Shared) -> std::io::Result<()> {
-    let mut rbuf: Vec<u8> = Vec::with_capacity(16 * 1024);
+    let mut rbuf = BytesMut::with_capacity(16 * 1024);
     let head_len = loop {
         if stream.read_buf(&mut rbuf).await? == 0 {
             return Ok(());
@@ -117,7 +119,7 @@ async fn connection(mut stream: TcpStream, shared: &Shared) -> std::io::Result<(
         }
     };
     let head = String::from_utf8_lossy(rbuf.get(..head_len).unwrap_or_default()).into_owned();
-    rbuf.drain(..head_len);
+    rbuf.advance(head_len);
     let path = head.split(' ').nth(1).unwrap_or("");
     if path.starts_with("/stats") {
         let stats = EchoStats {
@@ -147,7 +149,7 @@ async fn connection(mut stream: TcpStream, shared: &Shared) -> std::io::Result<(
             )
             .await;
     };
-    let mut wbuf: Vec<u8> = Vec::with_capacity(16 * 1024);
+    let mut wbuf = BytesMut::with_capacity(16 * 1024);
     wbuf.extend_from_slice(
         format!(
             "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Accept: {}\r\n\r\n",
@@ -159,24 +161,28 @@ async fn connection(mut stream: TcpStream, shared: &Shared) -> std::io::Result<(
     let session_id = format!("sess_bench{session}");
     let mut json = String::with_capacity(1024);
     rt::write_session_created(&mut json, &session_id, "gpt-realtime");
-    ws::encode_frame(&mut wbuf, ws::OP_TEXT, json.as_bytes(), None);
+    ws::encode_frame(&mut wbuf, OpCode::Text, json.as_bytes(), false);
     stream.write_all(&wbuf).await?;
     wbuf.clear();
+    let mut codec = ws::Codec::new();
     let mut seen_audio = false;
     let mut responses = 0u64;
     loop {
+        // Room to read into, reclaimed from consumed frames (no copy while there is room).
+        rbuf.reserve(4096);
         if stream.read_buf(&mut rbuf).await? == 0 {
             return Ok(());
         }
-        let mut consumed = 0;
-        while let Some(rest) = rbuf.get_mut(consumed..) {
-            let Ok(Some(frame)) = ws::decode_frame(rest) else {
-                break;
+        loop {
+            let frame = match ws::decode_frame(&mut codec, &mut rbuf) {
+                Ok(Some(frame)) => frame,
+                Ok(None) => break,
+                // A broken stream cannot be resynchronised: hang up.
+                Err(_) => return Ok(()),
             };
-            let payload = rest.get(frame.payload.clone()).unwrap_or_default();
-            match frame.opcode {
-                ws::OP_TEXT => {
-                    let text = std::str::from_utf8(payload).unwrap_or("");
+            match frame {
+                Frame::Text(payload) => {
+                    let text = std::str::from_utf8(&payload).unwrap_or("");
                     json.clear();
                     let audio = text
                         .strip_prefix(APPEND_PREFIX)
@@ -194,7 +200,7 @@ async fn connection(mut stream: TcpStream, shared: &Shared) -> std::io::Result<(
                                 responses += 1;
                                 let id = format!("resp_bench{responses}");
                                 rt::write_response_created(&mut json, &id);
-                                ws::encode_frame(&mut wbuf, ws::OP_TEXT, json.as_bytes(), None);
+                                ws::encode_frame(&mut wbuf, OpCode::Text, json.as_bytes(), false);
                                 json.clear();
                                 rt::write_response_done(&mut json, &id, "completed");
                                 None
@@ -216,20 +222,18 @@ async fn connection(mut stream: TcpStream, shared: &Shared) -> std::io::Result<(
                         rt::write_audio_delta(&mut json, "resp_echo", "item_echo", audio);
                     }
                     if !json.is_empty() {
-                        ws::encode_frame(&mut wbuf, ws::OP_TEXT, json.as_bytes(), None);
+                        ws::encode_frame(&mut wbuf, OpCode::Text, json.as_bytes(), false);
                     }
                 }
-                ws::OP_PING => ws::encode_frame(&mut wbuf, ws::OP_PONG, payload, None),
-                ws::OP_CLOSE => {
-                    ws::encode_frame(&mut wbuf, ws::OP_CLOSE, &[0x03, 0xe8], None);
+                Frame::Ping(payload) => ws::encode_frame(&mut wbuf, OpCode::Pong, &payload, false),
+                Frame::Close(_) => {
+                    ws::encode_frame(&mut wbuf, OpCode::Close, &[0x03, 0xe8], false);
                     stream.write_all(&wbuf).await?;
                     return Ok(());
                 }
                 _ => {}
             }
-            consumed += frame.len;
         }
-        rbuf.drain(..consumed);
         if !wbuf.is_empty() {
             stream.write_all(&wbuf).await?;
             wbuf.clear();

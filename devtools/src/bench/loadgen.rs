@@ -24,13 +24,14 @@ use std::time::{Duration, Instant};
 
 use base64::engine::general_purpose::STANDARD;
 use base64::Engine as _;
+use bytes::{Buf as _, BytesMut};
 use callvisor_wire::protocol::twilio::{self, TwilioOutbound};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 use tokio::time::MissedTickBehavior;
 
 use super::echo::unix_micros;
-use super::ws;
+use super::ws::{self, Frame, OpCode};
 use callvisor_standins::audio::{
     base64_decoded_len, read_tag, tagged_frame, FrameTag, TagScanner, FRAME_MS,
 };
@@ -343,7 +344,7 @@ async fn webhook(
 async fn open_stream(
     config: &LoadConfig,
     path: &str,
-    rbuf: &mut Vec<u8>,
+    rbuf: &mut BytesMut,
 ) -> Result<TcpStream, String> {
     let mut stream = TcpStream::connect(config.addr)
         .await
@@ -372,7 +373,7 @@ async fn open_stream(
         }
     };
     let head = String::from_utf8_lossy(rbuf.get(..end).unwrap_or_default()).into_owned();
-    rbuf.drain(..end);
+    rbuf.advance(end);
     let accept_ok = ws::header(&head, "sec-websocket-accept") == Some(&ws::accept_key(&key));
     match ws::status_code(&head) {
         Some(101) if accept_ok => Ok(stream),
@@ -394,7 +395,7 @@ struct Slot {
 struct Buffers {
     b64: String,
     json: String,
-    out: Vec<u8>,
+    out: BytesMut,
     decoded: Vec<u8>,
     tags: Vec<FrameTag>,
     free_names: Vec<String>,
@@ -413,7 +414,7 @@ struct CallState<'a> {
     result: &'a mut CallResult,
     stream_sid: String,
     seq: u64,
-    mask: u32,
+    codec: ws::Codec,
     ring: Vec<Slot>,
     highest_echo: Option<u32>,
     webhook_sent: Instant,
@@ -423,22 +424,13 @@ struct CallState<'a> {
 }
 
 impl CallState<'_> {
-    fn next_mask(&mut self) -> [u8; 4] {
-        // xorshift32: masks need not be secret here, only present.
-        self.mask ^= self.mask << 13;
-        self.mask ^= self.mask >> 17;
-        self.mask ^= self.mask << 5;
-        self.mask.to_be_bytes()
-    }
-
     /// Encodes `self.bufs.json` as one masked text frame into `self.bufs.out`.
     fn push_json(&mut self) {
-        let mask = self.next_mask();
         ws::encode_frame(
             &mut self.bufs.out,
-            ws::OP_TEXT,
+            OpCode::Text,
             self.bufs.json.as_bytes(),
-            Some(mask),
+            true,
         );
         self.bufs.json.clear();
     }
@@ -582,33 +574,30 @@ impl CallState<'_> {
         }
     }
 
-    /// Decodes whatever complete frames `rbuf` holds. `Err` when the bridge closed.
-    fn frames(&mut self, rbuf: &mut Vec<u8>, now: Instant) -> Result<(), String> {
-        let mut consumed = 0;
+    /// Decodes whatever complete frames `rbuf` holds, removing them. `Err` when the bridge
+    /// closed or broke the protocol.
+    fn frames(&mut self, rbuf: &mut BytesMut, now: Instant) -> Result<(), String> {
         let mut closed = None;
-        while let Some(rest) = rbuf.get_mut(consumed..) {
-            let frame = match ws::decode_frame(rest) {
+        loop {
+            let frame = match ws::decode_frame(&mut self.codec, rbuf) {
                 Ok(Some(frame)) => frame,
                 Ok(None) => break,
-                Err(e) => return Err(e.to_owned()),
+                Err(e) => return Err(format!("stream frame: {e}")),
             };
-            let payload = rest.get(frame.payload.clone()).unwrap_or_default();
-            match frame.opcode {
-                ws::OP_TEXT if frame.fin => match std::str::from_utf8(payload) {
+            match frame {
+                Frame::Text(payload) => match std::str::from_utf8(&payload) {
                     Ok(text) => self.text(text, now),
                     Err(_) => self.result.protocol_errors += 1,
                 },
-                ws::OP_PING => {
-                    let mask = self.next_mask();
-                    ws::encode_frame(&mut self.bufs.out, ws::OP_PONG, payload, Some(mask));
+                Frame::Ping(payload) => {
+                    ws::encode_frame(&mut self.bufs.out, OpCode::Pong, &payload, true);
                 }
-                ws::OP_PONG => {}
-                ws::OP_CLOSE => closed = Some("the bridge closed the stream".to_owned()),
-                _ => self.result.protocol_errors += 1,
+                Frame::Pong(_) => {}
+                Frame::Close(_) => closed = Some("the bridge closed the stream".to_owned()),
+                // Twilio's media stream is text only, and unfragmented.
+                Frame::Binary(_) | Frame::Continuation(_) => self.result.protocol_errors += 1,
             }
-            consumed += frame.len;
         }
-        rbuf.drain(..consumed);
         closed.map_or(Ok(()), Err)
     }
 }
@@ -627,7 +616,7 @@ async fn call(
         tokio::time::timeout(config.connect_timeout, webhook(config, &call_sid, &plan.to))
             .await
             .map_err(|_| "webhook: no answer in time".to_owned())??;
-    let mut rbuf: Vec<u8> = Vec::with_capacity(8 * 1024);
+    let mut rbuf = BytesMut::with_capacity(8 * 1024);
     let mut stream = tokio::time::timeout(
         config.connect_timeout,
         open_stream(config, &path, &mut rbuf),
@@ -640,7 +629,7 @@ async fn call(
         result,
         stream_sid: random_sid("MZ"),
         seq: 1,
-        mask: plan.call_tag.wrapping_mul(2_654_435_761).max(1),
+        codec: ws::Codec::new().client_mode(),
         ring: vec![
             Slot {
                 index: u32::MAX,
@@ -655,7 +644,7 @@ async fn call(
         bufs: Buffers {
             b64: String::with_capacity(256),
             json: String::with_capacity(512),
-            out: Vec::with_capacity(2048),
+            out: BytesMut::with_capacity(2048),
             decoded: Vec::new(),
             tags: Vec::new(),
             free_names: Vec::new(),
@@ -704,6 +693,8 @@ async fn call(
                 break;
             }
         }
+        // Room to read into, reclaimed from consumed frames (no copy while there is room).
+        rbuf.reserve(2048);
         let next_mark = state.playback.marks.front().map(|(due, _)| *due);
         if let Some(due) = next_mark {
             if mark_timer.deadline() != due.into() {
@@ -760,8 +751,7 @@ async fn call(
             &call_sid,
         );
         state.push_json();
-        let mask = state.next_mask();
-        ws::encode_frame(&mut state.bufs.out, ws::OP_CLOSE, &[0x03, 0xe8], Some(mask));
+        ws::encode_frame(&mut state.bufs.out, OpCode::Close, &[0x03, 0xe8], true);
         let _ = wr.write_all(&state.bufs.out).await;
         let _ = tokio::time::timeout(Duration::from_secs(1), async {
             let mut sink = [0u8; 4096];

@@ -1,128 +1,39 @@
-//! Just enough RFC 6455 (and HTTP/1.1) for the benchmark's load generator and echo
-//! stand-in: the upgrade handshake, unfragmented frames, masking.
+//! WebSocket framing (RFC 6455) for the benchmark's load generator and echo stand-in, from
+//! actix-http's codec, plus just enough HTTP/1.1 for the upgrade handshake.
 //!
-//! Why not the framework's WebSocket stack: the load generator drives hundreds of calls
-//! from a few threads and must stay cheap next to the server it measures, so each call is
-//! one plain task over a `TcpStream` with reused buffers, and a frame is encoded straight
-//! into the call's write buffer (one `write` per batch of frames). Fragmented messages are
-//! not reassembled: neither actix nor the common Node `ws` library fragments text frames,
-//! and a fragment is reported as a protocol error rather than misread.
+//! Why not the framework's whole WebSocket client/actor stack: the load generator drives
+//! hundreds of calls from a few threads and must stay cheap next to the server it measures,
+//! so each call is one plain task over a `TcpStream` with reused buffers. Only the framing
+//! comes from actix-http: [`Codec`] decodes straight out of the read buffer (a payload is a
+//! slice of it, unmasked in place), and [`Parser::write_message`] (what the codec's encoder
+//! calls) encodes into the call's write buffer from a borrowed payload, where the encoder
+//! would want an owned `Message` (a fresh string per frame). One `write` per batch of frames.
 
-use base64::engine::general_purpose::STANDARD;
-use base64::Engine as _;
-use sha1::{Digest, Sha1};
-
-/// Text frame opcode.
-pub const OP_TEXT: u8 = 0x1;
-/// Close frame opcode.
-pub const OP_CLOSE: u8 = 0x8;
-/// Ping frame opcode.
-pub const OP_PING: u8 = 0x9;
-/// Pong frame opcode.
-pub const OP_PONG: u8 = 0xA;
-
-/// The GUID RFC 6455 appends to `Sec-WebSocket-Key`.
-const WS_GUID: &str = "258EAFA5-E914-47DA-95CA-C5AB0DC85B11";
+use actix_codec::Decoder as _;
+use actix_http::ws::{hash_key, Parser};
+pub use actix_http::ws::{Codec, Frame, OpCode, ProtocolError};
+use bytes::BytesMut;
 
 /// `Sec-WebSocket-Accept` for a client's `Sec-WebSocket-Key`.
 #[must_use]
 pub fn accept_key(key: &str) -> String {
-    let mut sha = Sha1::new();
-    sha.update(key.trim().as_bytes());
-    sha.update(WS_GUID.as_bytes());
-    STANDARD.encode(sha.finalize())
+    String::from_utf8_lossy(&hash_key(key.trim().as_bytes())).into_owned()
 }
 
-/// Appends one final (unfragmented) frame; `mask` is required from a client, absent from a server.
-pub fn encode_frame(out: &mut Vec<u8>, opcode: u8, payload: &[u8], mask: Option<[u8; 4]>) {
-    let mask_bit = if mask.is_some() { 0x80 } else { 0 };
-    out.push(0x80 | opcode);
-    let len = payload.len();
-    if len < 126 {
-        out.push(mask_bit | len as u8);
-    } else if let Ok(len16) = u16::try_from(len) {
-        out.push(mask_bit | 126);
-        out.extend_from_slice(&len16.to_be_bytes());
-    } else {
-        out.push(mask_bit | 127);
-        out.extend_from_slice(&(len as u64).to_be_bytes());
-    }
-    match mask {
-        Some(key) => {
-            out.extend_from_slice(&key);
-            out.extend(
-                payload
-                    .iter()
-                    .zip(key.iter().cycle())
-                    .map(|(byte, k)| byte ^ k),
-            );
-        }
-        None => out.extend_from_slice(payload),
-    }
+/// Appends one final (unfragmented) frame; `masked` from a client (a fresh random mask),
+/// not from a server.
+pub fn encode_frame(out: &mut BytesMut, opcode: OpCode, payload: &[u8], masked: bool) {
+    Parser::write_message(out, payload, opcode, true, masked);
 }
 
-/// A frame found at the start of a buffer.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct FrameHead {
-    /// The opcode.
-    pub opcode: u8,
-    /// FIN bit: `false` means a fragment.
-    pub fin: bool,
-    /// Where the (unmasked) payload lies in the buffer.
-    pub payload: std::ops::Range<usize>,
-    /// Bytes the whole frame takes.
-    pub len: usize,
-}
-
-/// Decodes the frame at the start of `buf`, unmasking its payload in place.
-/// `Ok(None)` when the frame is not complete yet.
+/// Decodes the next complete frame from the front of `buf`, removing it; `Ok(None)` until
+/// one is complete. `codec` is in client mode on the caller's side (frames must be
+/// unmasked) and server mode on the echo's (frames must be masked).
 ///
 /// # Errors
-/// A length that does not fit in memory.
-pub fn decode_frame(buf: &mut [u8]) -> Result<Option<FrameHead>, &'static str> {
-    let (Some(&b0), Some(&b1)) = (buf.first(), buf.get(1)) else {
-        return Ok(None);
-    };
-    let masked = b1 & 0x80 != 0;
-    let (len, mut at) = match b1 & 0x7f {
-        126 => match buf.get(2..4) {
-            Some(b) => (u64::from(u16::from_be_bytes([b[0], b[1]])), 4),
-            None => return Ok(None),
-        },
-        127 => match buf.get(2..10).and_then(|b| <[u8; 8]>::try_from(b).ok()) {
-            Some(b) => (u64::from_be_bytes(b), 10),
-            None => return Ok(None),
-        },
-        n => (u64::from(n), 2),
-    };
-    let len = usize::try_from(len).map_err(|_| "frame too large")?;
-    let key = if masked {
-        let Some(key) = buf
-            .get(at..at + 4)
-            .and_then(|k| <[u8; 4]>::try_from(k).ok())
-        else {
-            return Ok(None);
-        };
-        at += 4;
-        Some(key)
-    } else {
-        None
-    };
-    let end = at.checked_add(len).ok_or("frame too large")?;
-    let Some(payload) = buf.get_mut(at..end) else {
-        return Ok(None);
-    };
-    if let Some(key) = key {
-        for (byte, k) in payload.iter_mut().zip(key.iter().cycle()) {
-            *byte ^= k;
-        }
-    }
-    Ok(Some(FrameHead {
-        opcode: b0 & 0x0f,
-        fin: b0 & 0x80 != 0,
-        payload: at..end,
-        len: end,
-    }))
+/// A protocol violation: wrong masking, a bad opcode or length, an oversized frame.
+pub fn decode_frame(codec: &mut Codec, buf: &mut BytesMut) -> Result<Option<Frame>, ProtocolError> {
+    codec.decode(buf)
 }
 
 /// The end of an HTTP head (`\r\n\r\n`) in `buf`: the index just after it.
@@ -168,6 +79,7 @@ pub fn dechunk(mut body: &[u8]) -> Option<Vec<u8>> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use actix_http::ws::Item;
 
     #[test]
     fn accept_key_matches_the_rfc_example() {
@@ -181,20 +93,52 @@ mod tests {
     fn frames_round_trip_masked_and_unmasked_at_every_length_class() {
         for len in [0usize, 5, 125, 126, 300, 65535, 65536] {
             let payload: Vec<u8> = (0..len).map(|i| (i % 251) as u8).collect();
-            for mask in [None, Some([1, 2, 3, 4])] {
-                let mut buf = Vec::new();
-                encode_frame(&mut buf, OP_TEXT, &payload, mask);
-                buf.extend_from_slice(b"next");
+            // A client masks and a server reads masked frames; a server does not mask and a
+            // client reads unmasked ones.
+            for masked in [false, true] {
+                let mut codec = Codec::new().max_size(1 << 20);
+                if !masked {
+                    codec = codec.client_mode();
+                }
+                let mut buf = BytesMut::new();
+                encode_frame(&mut buf, OpCode::Binary, &payload, masked);
+                let whole = buf.len();
+                buf.extend_from_slice(b"\x89\x00");
                 // Incomplete frames wait for more bytes.
-                let mut partial = buf[..buf.len() - 5].to_vec();
-                assert_eq!(decode_frame(&mut partial).unwrap(), None);
-                let head = decode_frame(&mut buf).unwrap().unwrap();
-                assert_eq!(head.opcode, OP_TEXT);
-                assert!(head.fin);
-                assert_eq!(&buf[head.payload.clone()], &payload[..]);
-                assert_eq!(&buf[head.len..], b"next");
+                let mut partial = BytesMut::from(&buf[..whole - 1]);
+                assert!(decode_frame(&mut codec, &mut partial).unwrap().is_none());
+                let frame = decode_frame(&mut codec, &mut buf).unwrap().unwrap();
+                assert_eq!(frame, Frame::Binary(payload.clone().into()), "len {len}");
+                assert_eq!(&buf[..], b"\x89\x00");
             }
         }
+    }
+
+    #[test]
+    fn masking_is_enforced_both_ways() {
+        let mut masked = BytesMut::new();
+        encode_frame(&mut masked, OpCode::Text, b"hi", true);
+        let mut client = Codec::new().client_mode();
+        assert!(decode_frame(&mut client, &mut masked.clone()).is_err());
+        let mut server = Codec::new();
+        assert_eq!(
+            decode_frame(&mut server, &mut masked).unwrap(),
+            Some(Frame::Text("hi".into()))
+        );
+        let mut plain = BytesMut::new();
+        encode_frame(&mut plain, OpCode::Text, b"hi", false);
+        assert!(decode_frame(&mut Codec::new(), &mut plain).is_err());
+    }
+
+    #[test]
+    fn a_fragment_is_reported_as_a_continuation() {
+        let mut buf = BytesMut::new();
+        Parser::write_message(&mut buf, b"par", OpCode::Text, false, false);
+        let mut client = Codec::new().client_mode();
+        assert!(matches!(
+            decode_frame(&mut client, &mut buf).unwrap(),
+            Some(Frame::Continuation(Item::FirstText(_)))
+        ));
     }
 
     #[test]
