@@ -345,6 +345,7 @@ async fn a_stalled_upstream_backlog_is_bounded_in_bytes() {
     let bound = 64 * 1024;
     let actor = RealtimeActor::new(
         CallSid::parse("CA1").unwrap(),
+        TenantId::parse("t1").unwrap(),
         RealtimeEndpoint {
             url: realtime.url.clone(),
             api_key: Arc::from("sk-test"),

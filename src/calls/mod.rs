@@ -17,7 +17,7 @@ use actix::prelude::*;
 use tokio::sync::Notify;
 
 use callvisor_actors::events;
-use callvisor_actors::ids::CallSid;
+use callvisor_actors::ids::{CallSid, TenantId};
 use callvisor_actors::persistence::PersistenceActor;
 use callvisor_actors::ports::{CallDeps, CallTuning, HoldLimits, RealtimeEndpoint};
 use callvisor_actors::realtime::{preopen, RealtimeActor};
@@ -194,13 +194,14 @@ impl CallSystem {
 impl CallSystem {
     /// Opens the agent's session for a call that is about to connect (on this
     /// worker thread), unless pre-opening is switched off.
-    pub fn preopen(&self, call_sid: &CallSid, session: SessionConfig) {
+    pub fn preopen(&self, call_sid: &CallSid, tenant: &TenantId, session: SessionConfig) {
         let Some(park_timeout) = self.preopen_timeout else {
             return;
         };
         let tuning = &self.deps.tuning;
         let actor = RealtimeActor::parked(
             call_sid.clone(),
+            tenant.clone(),
             self.deps.realtime.clone(),
             session,
             tuning.connect_timeout,
@@ -209,7 +210,10 @@ impl CallSystem {
         )
         .start();
         preopen::park(call_sid.as_str(), actor);
-        log::info!("{} call_sid={call_sid}", events::REALTIME_PREOPENED);
+        log::info!(
+            "{} call_sid={call_sid} tenant={tenant}",
+            events::REALTIME_PREOPENED
+        );
     }
 
     /// Stops the singletons' and the background work's threads (after a drain).

@@ -143,6 +143,14 @@ pub async fn open(conn: &mut AsyncPgConnection, call: NewCall<'_>) -> Result<Adm
     .map_err(DbError::from)
 }
 
+/// A call [`finish`] found.
+#[derive(Debug, Clone, QueryableByName)]
+pub struct FinishedCall {
+    /// Its tenant (`call_logs.user_id`), as text for log lines.
+    #[diesel(sql_type = Nullable<Text>)]
+    pub tenant: Option<String>,
+}
+
 /// How a call ended, for [`finish`].
 #[derive(Debug, Clone)]
 pub struct Finish<'a> {
@@ -166,11 +174,15 @@ pub struct Finish<'a> {
 /// ones keep them; the transcript is rebuilt from the stored segments every
 /// time (so a late finish with more segments completes it); the summary job
 /// is queued once. Returns false for an unknown CallSid.
-pub async fn finish(conn: &mut AsyncPgConnection, f: Finish<'_>) -> Result<bool, DbError> {
+pub async fn finish(
+    conn: &mut AsyncPgConnection,
+    f: Finish<'_>,
+) -> Result<Option<FinishedCall>, DbError> {
+    use diesel::OptionalExtension;
     let f = f.clone();
     conn.transaction::<_, diesel::result::Error, _>(async move |conn| {
         {
-            let updated = diesel::sql_query(
+            let finished: Option<FinishedCall> = diesel::sql_query(
                 "UPDATE call_logs SET
                      ended_at = COALESCE(ended_at, GREATEST($2, started_at)),
                      duration_seconds = COALESCE($4, duration_seconds,
@@ -185,7 +197,8 @@ pub async fn finish(conn: &mut AsyncPgConnection, f: Finish<'_>) -> Result<bool,
                                            ORDER BY s.seq)
                             FROM transcript_segments s WHERE s.call_sid = call_logs.call_sid),
                          '[]'::jsonb)
-                 WHERE call_sid = $1",
+                 WHERE call_sid = $1
+                 RETURNING user_id::text AS tenant",
             )
             .bind::<Text, _>(f.call_sid)
             .bind::<Timestamptz, _>(f.ended_at)
@@ -193,11 +206,12 @@ pub async fn finish(conn: &mut AsyncPgConnection, f: Finish<'_>) -> Result<bool,
             .bind::<Nullable<Integer>, _>(f.duration_seconds)
             .bind::<Nullable<Text>, _>(f.end_reason)
             .bind::<Nullable<Text>, _>(f.transferred_to)
-            .execute(&mut *conn)
-            .await?;
-            if updated == 0 {
-                return Ok(false);
-            }
+            .get_result(&mut *conn)
+            .await
+            .optional()?;
+            let Some(finished) = finished else {
+                return Ok(None);
+            };
             if let Some(after) = f.summary_after_seconds {
                 super::outbox::enqueue(
                     &mut *conn,
@@ -208,7 +222,7 @@ pub async fn finish(conn: &mut AsyncPgConnection, f: Finish<'_>) -> Result<bool,
                 )
                 .await?;
             }
-            Ok(true)
+            Ok(Some(finished))
         }
     })
     .await

@@ -81,7 +81,7 @@ pub async fn status(
         .get()
         .await
         .map_err(|e| ApiError::Unavailable(format!("database: {e}")))?;
-    let known = call_logs::finish(
+    let finished = call_logs::finish(
         &mut conn,
         Finish {
             call_sid: call_sid.as_str(),
@@ -118,10 +118,15 @@ pub async fn status(
             e.to_string()
         );
     }
+    let tenant = finished
+        .as_ref()
+        .and_then(|f| f.tenant.as_deref())
+        .unwrap_or("-");
     log::info!(
-        "{} call_sid={call_sid} status={status} duration_s={} known={known}",
+        "{} call_sid={call_sid} tenant={tenant} status={status} duration_s={} known={}",
         events::CALL_STATUS,
-        duration.map_or_else(|| "-".to_owned(), |d| d.to_string())
+        duration.map_or_else(|| "-".to_owned(), |d| d.to_string()),
+        finished.is_some()
     );
     Ok(HttpResponse::NoContent().finish())
 }

@@ -153,7 +153,7 @@ pub async fn voice(
     if let Ok(tenant_key) = TenantId::parse(&tenant_id) {
         let plan = plan::build(
             call_sid.clone(),
-            tenant_key,
+            tenant_key.clone(),
             &tenant,
             &prompt,
             plan::CallNumbers {
@@ -163,7 +163,7 @@ pub async fn voice(
             },
             &state.settings.openai,
         );
-        state.calls.preopen(&call_sid, plan.session);
+        state.calls.preopen(&call_sid, &tenant_key, plan.session);
     }
 
     let public_url = state

@@ -1,6 +1,7 @@
 //! A whole call's log, read as a log shipper reads the process's stderr,
 //! shows no caller number in full, no key the caller pressed, and no line
 //! that a caller shaped: values from requests are escaped, numbers masked.
+//! Every line about the call names its tenant.
 
 use std::time::Duration;
 

@@ -176,6 +176,7 @@ impl CallActor {
         self.interrupted_item = None;
         let actor = RealtimeActor::new(
             self.call_sid.clone(),
+            self.tenant_id.clone(),
             self.deps.realtime.clone(),
             plan.session.clone(),
             opening,

@@ -38,7 +38,7 @@ use crate::call::messages::{
     FromRealtime, GetUpstreamStats, RealtimeEvent, ToRealtime, UpstreamStats,
 };
 use crate::events;
-use crate::ids::CallSid;
+use crate::ids::{CallSid, TenantId};
 use crate::ports::{RealtimeEndpoint, Role};
 use callvisor_wire::protocol::realtime::{
     self as rt, ServerEvent, SessionConfig, MAX_REALTIME_FRAME_BYTES,
@@ -69,6 +69,8 @@ pub enum Opening {
 /// One Realtime session of one call.
 pub struct RealtimeActor {
     call_sid: CallSid,
+    /// The call's tenant, for the log lines about this connection.
+    tenant: TenantId,
     endpoint: RealtimeEndpoint,
     session: SessionConfig,
     opening: Opening,
@@ -107,6 +109,7 @@ impl RealtimeActor {
     #[allow(clippy::too_many_arguments)]
     pub fn new(
         call_sid: CallSid,
+        tenant: TenantId,
         endpoint: RealtimeEndpoint,
         session: SessionConfig,
         opening: Opening,
@@ -117,6 +120,7 @@ impl RealtimeActor {
     ) -> Self {
         let mut actor = Self::new_unowned(
             call_sid,
+            tenant,
             endpoint,
             session,
             connect_timeout,
@@ -134,6 +138,7 @@ impl RealtimeActor {
     /// greeting (a paid response) starts only on adoption.
     pub fn parked(
         call_sid: CallSid,
+        tenant: TenantId,
         endpoint: RealtimeEndpoint,
         session: SessionConfig,
         connect_timeout: Duration,
@@ -142,6 +147,7 @@ impl RealtimeActor {
     ) -> Self {
         let mut actor = Self::new_unowned(
             call_sid,
+            tenant,
             endpoint,
             session,
             connect_timeout,
@@ -153,6 +159,7 @@ impl RealtimeActor {
 
     fn new_unowned(
         call_sid: CallSid,
+        tenant: TenantId,
         endpoint: RealtimeEndpoint,
         session: SessionConfig,
         connect_timeout: Duration,
@@ -160,6 +167,7 @@ impl RealtimeActor {
     ) -> Self {
         Self {
             call_sid,
+            tenant,
             endpoint,
             session,
             opening: Opening::Greet,
@@ -210,9 +218,10 @@ impl RealtimeActor {
             preopen::forget(self.call_sid.as_str(), &ctx.address());
         }
         log::warn!(
-            "{} call_sid={} generation={} reason={reason:?}",
+            "{} call_sid={} tenant={} generation={} reason={reason:?}",
             events::REALTIME_CLOSED,
             self.call_sid,
+            self.tenant,
             self.generation
         );
         self.report(RealtimeEvent::Closed { reason });
@@ -320,9 +329,10 @@ impl RealtimeActor {
             Ok(event) => event,
             Err(e) => {
                 log::warn!(
-                    "{} call_sid={} error={:?}",
+                    "{} call_sid={} tenant={} error={:?}",
                     events::REALTIME_EVENT_INVALID,
                     self.call_sid,
+                    self.tenant,
                     e.to_string()
                 );
                 return;
@@ -337,9 +347,10 @@ impl RealtimeActor {
                     self.open_conversation();
                 }
                 log::info!(
-                    "{} call_sid={} generation={}",
+                    "{} call_sid={} tenant={} generation={}",
                     events::REALTIME_READY,
                     self.call_sid,
+                    self.tenant,
                     self.generation
                 );
                 self.report(RealtimeEvent::Ready);
@@ -382,9 +393,10 @@ impl RealtimeActor {
             }),
             ServerEvent::Error { code, message, .. } => {
                 log::warn!(
-                    "{} call_sid={} code={:?} message={:?}",
+                    "{} call_sid={} tenant={} code={:?} message={:?}",
                     events::REALTIME_ERROR,
                     self.call_sid,
+                    self.tenant,
                     code.unwrap_or(""),
                     message
                 );
@@ -411,9 +423,10 @@ impl Actor for RealtimeActor {
             ctx.run_later(timeout, |act, ctx| {
                 if act.owner.is_none() {
                     log::info!(
-                        "{} call_sid={} reason=not_adopted",
+                        "{} call_sid={} tenant={} reason=not_adopted",
                         events::REALTIME_PREOPEN_EXPIRED,
-                        act.call_sid
+                        act.call_sid,
+                        act.tenant
                     );
                     preopen::forget(act.call_sid.as_str(), &ctx.address());
                     act.close(ctx);
@@ -451,9 +464,10 @@ impl Actor for RealtimeActor {
                         let sink = CountingSink::new(sink, act.backlog.clone());
                         act.sink = Some(SinkWrite::new(sink, ctx));
                         log::info!(
-                            "{} call_sid={} generation={}",
+                            "{} call_sid={} tenant={} generation={}",
                             events::REALTIME_CONNECTED,
                             act.call_sid,
+                            act.tenant,
                             act.generation
                         );
                         act.last_frame = Instant::now();
