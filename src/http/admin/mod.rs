@@ -40,6 +40,7 @@ use sha2::{Digest, Sha256};
 use uuid::Uuid;
 
 use callvisor_actors::events;
+use callvisor_actors::redact::Escaped;
 
 use crate::db::{self, DbError};
 use crate::startup::AppState;
@@ -302,9 +303,10 @@ async fn authenticate(
     state.rate_limits.admin_allowed(source)?;
     let Some(token) = presented else {
         log::warn!(
-            "{} reason=missing_token method={} path={path}",
+            "{} reason=missing_token method={} path={}",
             events::ADMIN_AUTH_FAILED,
-            req.method()
+            req.method(),
+            Escaped(&path)
         );
         return Err(AdminError::new(
             StatusCode::UNAUTHORIZED,
@@ -315,9 +317,10 @@ async fn authenticate(
     };
     if !token_matches(token, expected.expose()) {
         log::warn!(
-            "{} reason=wrong_token method={} path={path}",
+            "{} reason=wrong_token method={} path={}",
             events::ADMIN_AUTH_FAILED,
-            req.method()
+            req.method(),
+            Escaped(&path)
         );
         // One guess too many cuts the source off (429) from now on.
         state.rate_limits.admin_failed(source)?;
