@@ -11,6 +11,7 @@ use std::path::{Path, PathBuf};
 use serde::Deserialize;
 use toml::{Table, Value};
 
+use super::names::{GENERIC_PREFIX, LEGACY_NAMES};
 use super::validate::{self, ConfigIssue};
 use super::{AppEnv, Purpose, Settings};
 
@@ -19,32 +20,6 @@ pub type EnvVars = BTreeMap<String, String>;
 
 /// The defaults, compiled in so a binary run outside the repository still has every key.
 const EMBEDDED_DEFAULTS: &str = include_str!("../../config/default.toml");
-
-/// Prefix of the generic override `CALLVISOR__<SECTION>__<KEY>`.
-const GENERIC_PREFIX: &str = "CALLVISOR__";
-
-/// The old engine's variable names and the keys they set. One place, on purpose.
-pub(super) const LEGACY_NAMES: &[(&str, &str, &str)] = &[
-    ("PORT", "server", "port"),
-    ("PUBLIC_URL", "server", "public_url"),
-    ("DATABASE_URL", "database", "url"),
-    ("OPENAI_API_KEY", "openai", "api_key"),
-    ("OPENAI_BASE_URL", "openai", "base_url"),
-    ("OPENAI_REALTIME_URL", "openai", "realtime_url"),
-    ("OPENAI_REALTIME_MODEL", "openai", "realtime_model"),
-    ("OPENAI_MODEL_MINI", "openai", "model_mini"),
-    ("OPENAI_WEBHOOK_SECRET", "openai", "webhook_secret"),
-    ("TWILIO_ACCOUNT_SID", "twilio", "account_sid"),
-    ("TWILIO_AUTH_TOKEN", "twilio", "auth_token"),
-    ("TWILIO_API_BASE", "twilio", "api_base"),
-    ("STRIPE_SECRET_KEY", "stripe", "secret_key"),
-    ("STRIPE_WEBHOOK_SECRET", "stripe", "webhook_secret"),
-    ("STRIPE_USAGE_PRICE_ID", "stripe", "usage_price_id"),
-    ("STRIPE_API_BASE", "stripe", "api_base"),
-    ("ADMIN_TOKEN", "admin", "token"),
-    ("STREAM_TOKEN_SECRET", "stream", "token_secret"),
-    ("LOG_DIR", "logging", "dir"),
-];
 
 /// Why settings could not be loaded.
 #[derive(Debug, thiserror::Error)]

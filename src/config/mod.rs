@@ -6,6 +6,7 @@
 //! the *enabled* features need, in one message.
 
 mod load;
+mod names;
 mod validate;
 
 pub use load::{load, load_from, ConfigError, EnvVars};

@@ -1,7 +1,7 @@
 //! Start-up validation: every problem at once, each naming the variable to set,
 //! and only what the enabled features need.
 
-use super::load::LEGACY_NAMES;
+use super::names::variable_for;
 use super::{AppEnv, Purpose, Settings};
 
 /// One problem with one setting.
@@ -26,23 +26,6 @@ impl std::fmt::Display for ConfigIssue {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         write!(f, "{}: {}", self.variable, self.problem)
     }
-}
-
-/// The variable that sets `section.key`: the old engine's name where one exists.
-pub fn variable_for(section: &str, key: &str) -> String {
-    LEGACY_NAMES
-        .iter()
-        .find(|(_, s, k)| *s == section && *k == key)
-        .map_or_else(
-            || {
-                format!(
-                    "CALLVISOR__{}__{}",
-                    section.to_ascii_uppercase(),
-                    key.to_ascii_uppercase()
-                )
-            },
-            |(var, _, _)| (*var).to_owned(),
-        )
 }
 
 /// Collects the features that need a setting, so each missing one is reported once.
