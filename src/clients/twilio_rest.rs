@@ -7,8 +7,8 @@ use callvisor_actors::ids::CallSid;
 use callvisor_actors::ports::{CallControl, PortError, PortFuture};
 
 use super::{client, error_from, RestError};
-use crate::http::twiml;
 use crate::secret::Secret;
+use callvisor_wire::twiml;
 
 /// Twilio's REST API for one account.
 #[derive(Clone)]

@@ -12,7 +12,6 @@ pub mod twilio_auth;
 pub mod twilio_media;
 pub mod twilio_status;
 pub mod twilio_voice;
-pub mod twiml;
 
 use actix_web::middleware::from_fn;
 use actix_web::{guard, web};

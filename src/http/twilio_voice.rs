@@ -15,12 +15,13 @@ use callvisor_actors::redact::Masked;
 use callvisor_actors::twilio_stream::{TENANT_PARAMETER, TOKEN_PARAMETER};
 
 use super::error::ApiError;
-use super::{twilio_auth, twiml};
+use super::twilio_auth;
 use crate::calls::plan;
 use crate::campaigns;
 use crate::db::call_logs::{self, Admission, NewCall};
 use crate::db::tenants;
 use crate::startup::AppState;
+use callvisor_wire::twiml;
 
 fn param<'a>(params: &'a [(String, String)], key: &str) -> Option<&'a str> {
     params

@@ -7,6 +7,8 @@
 //!   borrowed in one pass and written into reused buffers (the audio path).
 //! - [`signing`]: Twilio's `X-Twilio-Signature`, the media-stream token,
 //!   Standard Webhooks (OpenAI) and `Stripe-Signature`; constant-time compares.
+//! - [`twiml`]: the TwiML answers the engine writes (every value XML-escaped).
 
 pub mod protocol;
 pub mod signing;
+pub mod twiml;
