@@ -9,18 +9,9 @@ use diesel::QueryableByName;
 use diesel_async::{AsyncConnection, AsyncPgConnection, RunQueryDsl};
 use uuid::Uuid;
 
-use super::campaigns::NOT_A_PLACEHOLDER;
+use super::live::NOT_A_PLACEHOLDER;
+pub use super::live::{HEARTBEAT_LOST_SECONDS, LIVE_CALL_STALE_SECONDS};
 use super::DbError;
-
-/// A call whose heartbeat is older than this no longer counts as live
-/// (its instance died); instances renew their calls' heartbeats well within it.
-pub const LIVE_CALL_STALE_SECONDS: i64 = 90;
-
-/// A call whose heartbeat is older than this is finished by any instance
-/// ([`finish_heartbeat_lost`]). Far longer than [`LIVE_CALL_STALE_SECONDS`]:
-/// finishing cannot be undone, so a database outage that delayed a live
-/// call's heartbeats must not look like a dead instance.
-pub const HEARTBEAT_LOST_SECONDS: i64 = 300;
 
 /// A new call, as the voice webhook knows it.
 #[derive(Debug, Clone)]

@@ -31,7 +31,8 @@ use diesel_async::{AsyncConnection, AsyncPgConnection, RunQueryDsl};
 use serde::Serialize;
 use uuid::Uuid;
 
-use super::call_logs::{self, Finish, LIVE_CALL_STALE_SECONDS};
+use super::call_logs::{self, Finish};
+use super::live::{placeholder_sid, LIVE_CALL_STALE_SECONDS};
 use super::{numbers, DbError};
 
 /// Target statuses that are still open (not an outcome).
@@ -43,17 +44,6 @@ pub const OUTCOMES: &[&str] = &["completed", "busy", "no-answer", "failed", "can
 /// The pool lease holder of a target's call.
 pub fn holder_for(target: Uuid) -> String {
     format!("ct:{}", target.simple())
-}
-
-/// How the placeholder CallSid of a target's call begins.
-pub const PLACEHOLDER_PREFIX: &str = "pending-";
-
-/// SQL: a `call_logs` row that is a call, not a campaign placeholder.
-pub const NOT_A_PLACEHOLDER: &str = "call_sid NOT LIKE 'pending-%'";
-
-/// The placeholder CallSid of a target's call before Twilio gave one.
-pub fn placeholder_sid(target: Uuid) -> String {
-    format!("{PLACEHOLDER_PREFIX}{}", target.simple())
 }
 
 #[derive(QueryableByName)]
@@ -962,16 +952,4 @@ pub async fn target_of_call(
         .await
         .optional()?;
     Ok(row.map(|r| r.id))
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn the_sql_filter_and_the_prefix_name_the_same_placeholders() {
-        let sid = placeholder_sid(Uuid::nil());
-        assert!(sid.starts_with(PLACEHOLDER_PREFIX));
-        assert!(NOT_A_PLACEHOLDER.contains(&format!("'{PLACEHOLDER_PREFIX}%'")));
-    }
 }

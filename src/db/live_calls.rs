@@ -9,8 +9,7 @@ use diesel_async::{AsyncPgConnection, RunQueryDsl};
 use serde::Serialize;
 use uuid::Uuid;
 
-use super::call_logs::LIVE_CALL_STALE_SECONDS;
-use super::campaigns::NOT_A_PLACEHOLDER;
+use super::live::{LIVE_CALL_STALE_SECONDS, NOT_A_PLACEHOLDER};
 use super::DbError;
 
 /// One call as the admin API shows it.

@@ -8,6 +8,7 @@
 pub mod audit;
 pub mod call_logs;
 pub mod campaigns;
+pub mod live;
 pub mod live_calls;
 pub mod migrate;
 pub mod numbers;

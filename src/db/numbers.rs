@@ -28,7 +28,7 @@ use diesel_async::{AsyncPgConnection, RunQueryDsl};
 use serde::Serialize;
 use uuid::Uuid;
 
-use super::call_logs::LIVE_CALL_STALE_SECONDS;
+use super::live::LIVE_CALL_STALE_SECONDS;
 use super::DbError;
 
 /// Statuses an operator may set (`in_use` belongs to leases alone).

@@ -16,7 +16,7 @@ use callvisor_actors::redact::Masked;
 use callvisor_actors::supervisor::messages::{HangUp, ListCalls};
 
 use super::{connection, log_action, tenant_scope, AdminError, Operator};
-use crate::db::campaigns::PLACEHOLDER_PREFIX;
+use crate::db::live::PLACEHOLDER_PREFIX;
 use crate::db::live_calls::{self, CallRow};
 use crate::db::{audit, tenants};
 use crate::startup::AppState;
