@@ -187,6 +187,43 @@ pub fn validate(s: &Settings, purpose: Purpose) -> Vec<ConfigIssue> {
             s.calls.persistence_flush_ms,
         ),
         ("calls", "max_call_seconds", s.calls.max_call_seconds),
+        // 0 would refuse every media socket (no time, or no room, for `start`).
+        (
+            "calls",
+            "stream_start_timeout_ms",
+            s.calls.stream_start_timeout_ms,
+        ),
+        (
+            "calls",
+            "stream_max_awaiting_start",
+            s.calls.stream_max_awaiting_start as u64,
+        ),
+        (
+            "calls",
+            "stream_max_held_bytes",
+            s.calls.stream_max_held_bytes as u64,
+        ),
+        ("calls", "max_held_audio_ms", s.calls.max_held_audio_ms),
+        (
+            "calls",
+            "max_held_audio_bytes",
+            s.calls.max_held_audio_bytes as u64,
+        ),
+        (
+            "calls",
+            "max_agent_audio_bytes",
+            s.calls.max_agent_audio_bytes as u64,
+        ),
+        (
+            "calls",
+            "max_upstream_queued_bytes",
+            s.calls.max_upstream_queued_bytes as u64,
+        ),
+        (
+            "calls",
+            "shutdown_flush_seconds",
+            s.calls.shutdown_flush_seconds,
+        ),
         ("server", "max_body_bytes", s.server.max_body_bytes as u64),
     ];
     for (section, key, value) in positive {

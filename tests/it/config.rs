@@ -447,3 +447,26 @@ fn rate_limits_and_trusted_proxies_are_read_and_checked_at_start_up() {
     .unwrap_err();
     assert!(err.to_string().contains("trusted_proxies"), "{err}");
 }
+
+#[test]
+fn a_zero_bound_is_refused_not_taken_to_mean_refuse_everything() {
+    // Arrange: bounds that would refuse every media socket or drop all audio.
+    let result = load(&with(&[
+        ("CALLVISOR__CALLS__STREAM_START_TIMEOUT_MS", "0"),
+        ("CALLVISOR__CALLS__STREAM_MAX_AWAITING_START", "0"),
+        ("CALLVISOR__CALLS__MAX_HELD_AUDIO_BYTES", "0"),
+        ("CALLVISOR__CALLS__SHUTDOWN_FLUSH_SECONDS", "0"),
+    ]));
+    // Act
+    let error = result.unwrap_err();
+    let variables: Vec<&str> = error.issues().iter().map(|i| i.variable.as_str()).collect();
+    // Assert
+    for expected in [
+        "CALLVISOR__CALLS__STREAM_START_TIMEOUT_MS",
+        "CALLVISOR__CALLS__STREAM_MAX_AWAITING_START",
+        "CALLVISOR__CALLS__MAX_HELD_AUDIO_BYTES",
+        "CALLVISOR__CALLS__SHUTDOWN_FLUSH_SECONDS",
+    ] {
+        assert!(variables.contains(&expected), "{expected}: {error}");
+    }
+}
