@@ -105,7 +105,7 @@ impl Application {
                 migrate::run_pending(&mut conn)
             })
             .await
-            .map_err(|e| db::DbError::Query(e.to_string()))??
+            .map_err(db::DbError::from)??
         };
         if !applied.is_empty() {
             log::info!(

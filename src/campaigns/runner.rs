@@ -323,7 +323,7 @@ impl Running {
             Ok(mut conn) => {
                 store::mark_dialing(&mut conn, target.id, &self.instance_id, &from).await
             }
-            Err(e) => Err(crate::db::DbError::Pool(e.to_string())),
+            Err(e) => Err(crate::db::DbError::Pool(e)),
         };
         match marked {
             Ok(true) => {}
@@ -375,7 +375,7 @@ impl Running {
             attempt += 1;
             let recorded = match self.db.get().await {
                 Ok(mut conn) => store::mark_calling(&mut conn, target.id, call_sid).await,
-                Err(e) => Err(crate::db::DbError::Pool(e.to_string())),
+                Err(e) => Err(crate::db::DbError::Pool(e)),
             };
             match recorded {
                 Ok(_) => break,

@@ -37,6 +37,7 @@ use crate::call::audio_bounds::DropBurst;
 use crate::call::messages::{
     FromRealtime, GetUpstreamStats, RealtimeEvent, ToRealtime, UpstreamStats,
 };
+use crate::error_chain::Chain;
 use crate::events;
 use crate::ids::CallSid;
 use crate::ports::{RealtimeEndpoint, Role};
@@ -323,7 +324,7 @@ impl RealtimeActor {
                     "{} call_sid={} error={:?}",
                     events::REALTIME_EVENT_INVALID,
                     self.call_sid,
-                    e.to_string()
+                    Chain(&e)
                 );
                 return;
             }
