@@ -28,7 +28,7 @@ pub enum StartupError {
     #[error(transparent)]
     Database(#[from] db::DbError),
     /// The listener could not be bound.
-    #[error("cannot listen on {addr}: {source}")]
+    #[error("cannot listen on {addr}")]
     Bind {
         /// The address asked for.
         addr: String,
