@@ -386,3 +386,20 @@ impl Default for CallTuning {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::error_chain::Chain;
+
+    #[test]
+    fn a_port_error_keeps_its_cause_through_a_refusal() {
+        let io = std::io::Error::other("connection reset");
+        let refusal = StreamRefusal::Unavailable(PortError::with_source("database", io));
+        assert_eq!(
+            Chain(&refusal).to_string(),
+            "call records unavailable: database: connection reset"
+        );
+        assert!(std::error::Error::source(&PortError::new("refused")).is_none());
+    }
+}

@@ -316,8 +316,8 @@ impl Running {
                     .insert(target.campaign_id, Instant::now() + EXHAUSTED_BACKOFF);
                 return self.put_back_now(&target).await;
             }
-            Ok(Err(e)) => return self.put_back(&target, false, &e.to_string()).await,
-            Err(e) => return self.put_back(&target, false, &e.to_string()).await,
+            Ok(Err(e)) => return self.put_back(&target, false, &Chain(&e).to_string()).await,
+            Err(e) => return self.put_back(&target, false, &Chain(&e).to_string()).await,
         };
 
         let marked = match self.db.get().await {

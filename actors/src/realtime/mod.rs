@@ -438,7 +438,7 @@ impl Actor for RealtimeActor {
                 .connect();
             match actix_rt::time::timeout(timeout, request).await {
                 Ok(Ok((_response, framed))) => Ok(framed),
-                Ok(Err(e)) => Err(e.to_string()),
+                Ok(Err(e)) => Err(Chain(&e).to_string()),
                 Err(_) => Err(format!("no answer within {timeout:?}")),
             }
         };
@@ -550,7 +550,7 @@ impl StreamHandler<Result<Frame, WsProtocolError>> for RealtimeActor {
             }
             Ok(Frame::Pong(_) | Frame::Binary(_) | Frame::Continuation(_)) => {}
             Err(e) => {
-                self.fail(format!("protocol error: {e}"), ctx);
+                self.fail(format!("protocol error: {}", Chain(&e)), ctx);
             }
         }
     }
@@ -575,7 +575,7 @@ impl Handler<GetUpstreamStats> for RealtimeActor {
 
 impl WriteHandler<WsProtocolError> for RealtimeActor {
     fn error(&mut self, err: WsProtocolError, ctx: &mut Self::Context) -> Running {
-        self.report_closed(format!("write failed: {err}"), ctx);
+        self.report_closed(format!("write failed: {}", Chain(&err)), ctx);
         Running::Stop
     }
 }
