@@ -6,12 +6,20 @@
 use std::error::Error;
 use std::fmt;
 
-/// Writes `e` and each of its sources, separated by `": "`.
+/// Writes `e` and each of its sources, separated by `": "`. A cause whose text
+/// its parent already ends with is not written again: some libraries' errors
+/// (tokio-postgres, deadpool) both print their cause and return it as source.
 pub fn error_chain_fmt(e: &dyn Error, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-    write!(f, "{e}")?;
+    // Error paths only: the texts are needed to see the repeats.
+    let mut parent = e.to_string();
+    f.write_str(&parent)?;
     let mut current = e.source();
     while let Some(cause) = current {
-        write!(f, ": {cause}")?;
+        let text = cause.to_string();
+        if !parent.ends_with(text.as_str()) {
+            write!(f, ": {text}")?;
+        }
+        parent = text;
         current = cause.source();
     }
     Ok(())
@@ -67,6 +75,17 @@ mod tests {
             format!("{:?}", Chain(&e)),
             "\"outer \\\"task\\\": inner step: root cause\""
         );
+    }
+
+    /// Prints its cause and also returns it as its source.
+    #[derive(Debug, thiserror::Error)]
+    #[error("pool: {0}")]
+    struct Echoing(#[source] Inner);
+
+    #[test]
+    fn a_cause_already_printed_by_its_parent_is_not_repeated() {
+        let e = Echoing(Inner(Root));
+        assert_eq!(Chain(&e).to_string(), "pool: inner step: root cause");
     }
 
     #[test]
