@@ -3,6 +3,7 @@
 use std::process::ExitCode;
 use std::time::Duration;
 
+use callvisor_actors::error_chain::Chain;
 use callvisor_actors::events;
 use clap::{Parser, Subcommand};
 
@@ -102,7 +103,7 @@ pub fn run(cli: Cli) -> ExitCode {
                     ExitCode::SUCCESS
                 }
                 Err(e) => {
-                    log::error!("{} error={:?}", events::SERVICE_FAILED, e.to_string());
+                    log::error!("{} error={:?}", events::SERVICE_FAILED, Chain(&e));
                     ExitCode::FAILURE
                 }
             }
@@ -121,15 +122,14 @@ fn serve(settings: config::Settings) -> ExitCode {
     );
     let system = actix_web::rt::System::new();
     let result = system.block_on(async move {
-        let app = Application::build(settings)
-            .await
-            .map_err(|e| e.to_string())?;
-        app.run_until_stopped().await.map_err(|e| e.to_string())
+        let app = Application::build(settings).await?;
+        app.run_until_stopped().await?;
+        Ok::<(), Box<dyn std::error::Error>>(())
     });
     match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
-            log::error!("{} error={e:?}", events::SERVICE_FAILED);
+            log::error!("{} error={:?}", events::SERVICE_FAILED, Chain(&*e));
             ExitCode::FAILURE
         }
     }

@@ -28,7 +28,7 @@ pub enum StartupError {
     #[error(transparent)]
     Database(#[from] db::DbError),
     /// The listener could not be bound.
-    #[error("cannot listen on {addr}: {source}")]
+    #[error("cannot listen on {addr}")]
     Bind {
         /// The address asked for.
         addr: String,
@@ -105,7 +105,7 @@ impl Application {
                 migrate::run_pending(&mut conn)
             })
             .await
-            .map_err(|e| db::DbError::Query(e.to_string()))??
+            .map_err(db::DbError::from)??
         };
         if !applied.is_empty() {
             log::info!(

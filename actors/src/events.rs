@@ -14,6 +14,10 @@ pub const CONFIG_INVALID: &str = "CONFIG_INVALID";
 pub const SIGNATURE_CHECKS_OFF: &str = "SIGNATURE_CHECKS_OFF";
 /// The database could not be reached (start-up retries, readiness).
 pub const DB_UNAVAILABLE: &str = "DB_UNAVAILABLE";
+/// An HTTP request was answered 500: the cause's chain is logged, never sent.
+pub const HTTP_INTERNAL_ERROR: &str = "HTTP_INTERNAL_ERROR";
+/// An HTTP request was answered 503 because a dependency failed (the cause's chain).
+pub const HTTP_UNAVAILABLE: &str = "HTTP_UNAVAILABLE";
 /// Migrations were applied.
 pub const MIGRATIONS_APPLIED: &str = "MIGRATIONS_APPLIED";
 /// A stop signal arrived; the instance stops taking calls.

@@ -22,6 +22,7 @@
 //! implements the traits in [`ports`] and wires them in.
 
 pub mod call;
+pub mod error_chain;
 pub mod events;
 pub mod ids;
 pub mod persistence;

@@ -20,6 +20,7 @@ use std::time::Duration;
 use actix::prelude::*;
 use tokio::sync::oneshot;
 
+use crate::error_chain::Chain;
 use crate::events;
 use crate::ports::{Segment, TranscriptSink};
 
@@ -150,7 +151,7 @@ impl PersistenceActor {
                         events::PERSISTENCE_RETRY,
                         batch.len(),
                         act.backoff.as_millis(),
-                        e.to_string()
+                        Chain(&e)
                     );
                     // Put the batch back in front: order is kept.
                     act.buffer.splice(0..0, batch);

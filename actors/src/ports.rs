@@ -6,6 +6,7 @@
 //! futures they return run on the calling actor's thread (`LocalBoxFuture`), so
 //! they may use per-thread clients such as awc's.
 
+use std::borrow::Cow;
 use std::sync::Arc;
 
 use chrono::{DateTime, Utc};
@@ -14,14 +15,64 @@ use futures_util::future::LocalBoxFuture;
 pub use crate::call::audio_bounds::HoldLimits;
 use crate::ids::{CallSid, StreamSid, TenantId};
 use callvisor_wire::protocol::realtime::SessionConfig;
+pub use callvisor_wire::signing::stream_token::TokenError;
 
 /// A future returned by a port.
 pub type PortFuture<T> = LocalBoxFuture<'static, T>;
 
-/// A port's failure, already worded for a log line (never holds a secret).
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("{0}")]
-pub struct PortError(pub String);
+/// A port's failure: what the port was doing (never a secret), and the cause
+/// as the error's `source()`, logged with its chain where the failure is handled.
+///
+/// The cause must be `Send + Sync` although port futures are local: a port's
+/// error travels on in actor answers ([`StreamRefusal`], the pool's
+/// `PoolError`) that cross threads. Implementations convert non-`Send` errors
+/// (awc's) at their edge into their own `Send` error types. The cause sits in
+/// an `Arc` so the answers that carry it stay `Clone`.
+#[derive(Debug, Clone, thiserror::Error)]
+#[error("{what}")]
+pub struct PortError {
+    what: Cow<'static, str>,
+    #[source]
+    source: Option<Arc<dyn std::error::Error + Send + Sync>>,
+}
+
+impl PortError {
+    /// A failure with no underlying error (the port's own refusal).
+    pub fn new(what: impl Into<Cow<'static, str>>) -> Self {
+        Self {
+            what: what.into(),
+            source: None,
+        }
+    }
+
+    /// A failure caused by `source`.
+    pub fn with_source(
+        what: impl Into<Cow<'static, str>>,
+        source: impl std::error::Error + Send + Sync + 'static,
+    ) -> Self {
+        Self {
+            what: what.into(),
+            source: Some(Arc::new(source)),
+        }
+    }
+
+    /// What failed, without the cause.
+    pub fn what(&self) -> &str {
+        &self.what
+    }
+}
+
+/// Equal when they say the same (the causes compared by their text): for tests
+/// that compare actor answers.
+impl PartialEq for PortError {
+    fn eq(&self, other: &Self) -> bool {
+        self.what == other.what
+            && self.source.as_ref().map(ToString::to_string)
+                == other.source.as_ref().map(ToString::to_string)
+    }
+}
+
+impl Eq for PortError {}
 
 /// Everything a call needs from its tenant's configuration.
 #[derive(Debug, Clone)]
@@ -202,7 +253,7 @@ pub trait CallControl: Send + Sync {
 /// Checks a media stream's token before anything is opened for it.
 pub trait StreamAuthority: Send + Sync {
     /// Ok when `token` was issued for this CallSid and tenant and has not expired.
-    fn check(&self, token: &str, call_sid: &str, tenant_id: &str) -> Result<(), String>;
+    fn check(&self, token: &str, call_sid: &str, tenant_id: &str) -> Result<(), TokenError>;
     /// After the token passed: may this stream carry its call? Answers no for a
     /// call that has ended (on any instance) and for a call whose record names
     /// another live stream, or names this stream live on another instance.
@@ -333,5 +384,22 @@ impl Default for CallTuning {
             handover_grace: std::time::Duration::from_secs(2),
             handover_silence: std::time::Duration::from_secs(2),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::error_chain::Chain;
+
+    #[test]
+    fn a_port_error_keeps_its_cause_through_a_refusal() {
+        let io = std::io::Error::other("connection reset");
+        let refusal = StreamRefusal::Unavailable(PortError::with_source("database", io));
+        assert_eq!(
+            Chain(&refusal).to_string(),
+            "call records unavailable: database: connection reset"
+        );
+        assert!(std::error::Error::source(&PortError::new("refused")).is_none());
     }
 }

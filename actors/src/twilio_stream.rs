@@ -36,9 +36,10 @@ use bytes::BytesMut;
 use bytestring::ByteString;
 
 use crate::call::messages::{FromTwilio, SocketId, ToTwilio};
+use crate::error_chain::Chain;
 use crate::events;
 use crate::ids::{CallSid, StreamSid, TenantId};
-use crate::ports::{StreamAuthority, StreamClaim};
+use crate::ports::{StreamAuthority, StreamClaim, TokenError};
 use crate::realtime::preopen;
 use crate::supervisor::messages::AttachStream;
 use callvisor_wire::protocol::twilio::{self, TwilioInbound};
@@ -335,11 +336,16 @@ impl TwilioStreamActor {
         let Ok(tenant_id) = TenantId::parse(tenant) else {
             return self.refuse_and_discard(ctx, "malformed tenant id");
         };
-        if let Err(reason) = self
+        if let Err(e) = self
             .authority
             .check(token, call_sid.as_str(), tenant_id.as_str())
         {
-            return self.refuse_and_discard(ctx, &reason);
+            let reason = match e {
+                TokenError::Malformed => "malformed stream token",
+                TokenError::BadSignature => "stream token not valid for this call",
+                TokenError::Expired => "stream token expired",
+            };
+            return self.refuse_and_discard(ctx, reason);
         }
         self.tenant = Some(tenant_id.clone());
         self.stream_sid = Some(stream_sid.clone());
@@ -376,7 +382,7 @@ impl TwilioStreamActor {
                                 events::STREAM_CLAIM_FAILED,
                                 act.call_sid(),
                                 act.tenant(),
-                                cause.to_string()
+                                Chain(cause)
                             );
                         }
                         if matches!(act.state, State::Attaching { .. }) {
@@ -493,7 +499,7 @@ impl StreamHandler<Result<ws::Message, ws::ProtocolError>> for TwilioStreamActor
                     events::TWILIO_FRAME_INVALID,
                     self.call_sid(),
                     self.tenant(),
-                    e.to_string()
+                    Chain(&e)
                 );
                 ctx.stop();
             }

@@ -82,7 +82,7 @@ impl CallControl for Ports {
 }
 
 impl StreamAuthority for Ports {
-    fn check(&self, _: &str, _: &str, _: &str) -> Result<(), String> {
+    fn check(&self, _: &str, _: &str, _: &str) -> Result<(), callvisor_actors::ports::TokenError> {
         Ok(())
     }
     fn claim(&self, _: StreamClaim) -> PortFuture<Result<(), StreamRefusal>> {

@@ -26,7 +26,7 @@ impl TranscriptSink for MemorySink {
             let mut failures = self.failures_left.lock().unwrap();
             if *failures > 0 {
                 *failures -= 1;
-                Err(PortError("database is away".into()))
+                Err(PortError::new("database is away"))
             } else {
                 self.batches
                     .lock()

@@ -16,6 +16,7 @@ use std::time::{Duration, Instant};
 use actix::prelude::*;
 use tokio::sync::Notify;
 
+use callvisor_actors::error_chain::Chain;
 use callvisor_actors::events;
 use callvisor_actors::ids::{CallSid, TenantId};
 use callvisor_actors::persistence::PersistenceActor;
@@ -251,13 +252,13 @@ async fn heartbeats(
             Ok(conn) => conn,
             Err(e) => {
                 healthy_since = None;
-                heartbeat_failed(&e.to_string());
+                heartbeat_failed(&e);
                 continue;
             }
         };
         if let Err(e) = call_logs::heartbeat(&mut conn, &instance_id, &sids).await {
             healthy_since = None;
-            heartbeat_failed(&e.to_string());
+            heartbeat_failed(&e);
             continue;
         }
         let since = *healthy_since.get_or_insert_with(Instant::now);
@@ -284,11 +285,15 @@ async fn heartbeats(
                     );
                 }
             }
-            Err(e) => heartbeat_failed(&e.to_string()),
+            Err(e) => heartbeat_failed(&e),
         }
     }
 }
 
-fn heartbeat_failed(error: &str) {
-    log::warn!("{} task=heartbeat error={error:?}", events::DB_UNAVAILABLE);
+fn heartbeat_failed(error: &dyn std::error::Error) {
+    log::warn!(
+        "{} task=heartbeat error={:?}",
+        events::DB_UNAVAILABLE,
+        Chain(error)
+    );
 }

@@ -24,6 +24,7 @@ use actix::Addr;
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
+use callvisor_actors::error_chain::Chain;
 use callvisor_actors::events;
 use callvisor_actors::ids::CallSid;
 use callvisor_actors::persistence::{Flush, PersistenceActor, TakeUnwritten};
@@ -151,14 +152,7 @@ fn io_error(path: &Path) -> impl FnOnce(std::io::Error) -> SpillError + '_ {
 
 /// The error and its causes, `: `-separated, for one log value.
 fn error_chain(e: &dyn std::error::Error) -> String {
-    let mut out = e.to_string();
-    let mut cause = e.source();
-    while let Some(c) = cause {
-        out.push_str(": ");
-        out.push_str(&c.to_string());
-        cause = c.source();
-    }
-    out
+    Chain(e).to_string()
 }
 
 fn distinct_calls(segments: &[Segment]) -> usize {

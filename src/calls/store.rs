@@ -43,8 +43,8 @@ impl DbCallStore {
     }
 }
 
-fn db_error(e: impl std::fmt::Display) -> PortError {
-    PortError(format!("database: {e}"))
+fn db_error(e: impl Into<DbError>) -> PortError {
+    PortError::with_source("database", e.into())
 }
 
 impl CallStore for DbCallStore {
@@ -58,14 +58,14 @@ impl CallStore for DbCallStore {
         let (call_sid, tenant) = (call_sid.clone(), tenant.clone());
         Box::pin(async move {
             let tenant_uuid = uuid::Uuid::parse_str(tenant.as_str())
-                .map_err(|_| PortError("tenant id is not a UUID".into()))?;
+                .map_err(|_| PortError::new("tenant id is not a UUID"))?;
             let mut conn = pool.get().await.map_err(db_error)?;
             let (profile, prompt) = tenants::find_by_id(&mut conn, tenant_uuid)
                 .await
                 .map_err(db_error)?
-                .ok_or_else(|| PortError("unknown tenant".into()))?;
+                .ok_or_else(|| PortError::new("unknown tenant"))?;
             if !profile.is_subscribed {
-                return Err(PortError("tenant is not subscribed".into()));
+                return Err(PortError::new("tenant is not subscribed"));
             }
             type Numbers = (Option<String>, Option<String>, Option<String>, String);
             let numbers: Option<Numbers> = call_logs::table
@@ -83,10 +83,9 @@ impl CallStore for DbCallStore {
                 .first(&mut conn)
                 .await
                 .optional()
-                .map_err(|e| db_error(DbError::from(e)))?;
-            let (caller, recipient, number_used, direction) = numbers.ok_or_else(|| {
-                PortError("no live call record for this CallSid and tenant".into())
-            })?;
+                .map_err(db_error)?;
+            let (caller, recipient, number_used, direction) = numbers
+                .ok_or_else(|| PortError::new("no live call record for this CallSid and tenant"))?;
             let numbers = plan::CallNumbers::from_log(&direction, caller, recipient, number_used);
             Ok(plan::build(
                 call_sid, tenant, &profile, &prompt, numbers, &openai,

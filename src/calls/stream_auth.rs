@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use callvisor_actors::ports::{PortError, PortFuture, StreamAuthority, StreamClaim, StreamRefusal};
 
-use crate::db::{call_logs, AsyncPool};
+use crate::db::{call_logs, AsyncPool, DbError};
 use callvisor_wire::signing::stream_token::{self, StreamClaims, TokenError};
 
 /// Issues and checks stream tokens with one secret.
@@ -42,18 +42,9 @@ impl StreamSecret {
     }
 
     /// Ok when `token` was issued for this CallSid and tenant and has not expired.
-    pub fn check(&self, token: &str, call_sid: &str, tenant_id: &str) -> Result<(), String> {
+    pub fn check(&self, token: &str, call_sid: &str, tenant_id: &str) -> Result<(), TokenError> {
         let now = chrono::Utc::now().timestamp();
-        stream_token::verify(&self.secret, token, call_sid, tenant_id, now)
-            .map(|_| ())
-            .map_err(|e| {
-                match e {
-                    TokenError::Malformed => "malformed stream token",
-                    TokenError::BadSignature => "stream token not valid for this call",
-                    TokenError::Expired => "stream token expired",
-                }
-                .to_owned()
-            })
+        stream_token::verify(&self.secret, token, call_sid, tenant_id, now).map(|_| ())
     }
 }
 
@@ -67,8 +58,8 @@ async fn try_claim(
     instance_id: &str,
 ) -> Result<call_logs::StreamClaimOutcome, StreamRefusal> {
     let unavailable =
-        |e: &dyn std::fmt::Display| StreamRefusal::Unavailable(PortError(format!("database: {e}")));
-    let mut conn = pool.get().await.map_err(|e| unavailable(&e))?;
+        |e: DbError| StreamRefusal::Unavailable(PortError::with_source("database", e));
+    let mut conn = pool.get().await.map_err(|e| unavailable(e.into()))?;
     call_logs::claim_stream(
         &mut conn,
         claim.call_sid.as_str(),
@@ -77,7 +68,7 @@ async fn try_claim(
         instance_id,
     )
     .await
-    .map_err(|e| unavailable(&e))
+    .map_err(unavailable)
 }
 
 /// The token check, then the admission against `call_logs` (the actors' port).
@@ -99,7 +90,7 @@ impl StreamGuard {
 }
 
 impl StreamAuthority for StreamGuard {
-    fn check(&self, token: &str, call_sid: &str, tenant_id: &str) -> Result<(), String> {
+    fn check(&self, token: &str, call_sid: &str, tenant_id: &str) -> Result<(), TokenError> {
         self.secret.check(token, call_sid, tenant_id)
     }
 

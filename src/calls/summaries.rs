@@ -9,10 +9,11 @@ use std::time::Duration;
 
 use tokio::sync::Notify;
 
+use callvisor_actors::error_chain::Chain;
 use callvisor_actors::events;
 
 use crate::clients::openai_rest::OpenAiRest;
-use crate::db::{call_logs, outbox, AsyncPool};
+use crate::db::{call_logs, outbox, AsyncPool, DbError};
 
 /// How often the outbox is polled when nobody nudges.
 const POLL_INTERVAL: Duration = Duration::from_secs(2);
@@ -62,23 +63,22 @@ impl SummaryWorker {
     pub async fn run(self) {
         loop {
             if let Err(e) = self.round().await {
-                log::warn!("{} error={:?}", events::SUMMARY_FAILED, e);
+                log::warn!("{} error={:?}", events::SUMMARY_FAILED, Chain(&e));
             }
             let _ = actix_rt::time::timeout(POLL_INTERVAL, self.nudge.notified()).await;
         }
     }
 
     /// One round: every due job.
-    async fn round(&self) -> Result<(), String> {
-        let mut conn = self.pool.get().await.map_err(|e| e.to_string())?;
+    async fn round(&self) -> Result<(), DbError> {
+        let mut conn = self.pool.get().await?;
         let jobs = outbox::claim(
             &mut conn,
             outbox::CALL_SUMMARY,
             &self.instance_id,
             CLAIM_BATCH,
         )
-        .await
-        .map_err(|e| e.to_string())?;
+        .await?;
         for job in jobs {
             let call_sid = job
                 .payload
@@ -93,10 +93,11 @@ impl SummaryWorker {
                     let result = if text.is_empty() {
                         Ok("No conversation was recorded on this call.".to_owned())
                     } else {
+                        // Kept as text: it is stored with the job (`last_error`).
                         self.client
                             .summarize(&text)
                             .await
-                            .map_err(|e| e.to_string())
+                            .map_err(|e| Chain(&e).to_string())
                     };
                     (result, tenant)
                 }
@@ -105,16 +106,12 @@ impl SummaryWorker {
                         .await?;
                     continue;
                 }
-                Err(e) => (Err(e.to_string()), "-".to_owned()),
+                Err(e) => (Err(Chain(&e).to_string()), "-".to_owned()),
             };
             match result {
                 Ok(summary) => {
-                    call_logs::set_summary(&mut conn, &call_sid, &summary)
-                        .await
-                        .map_err(|e| e.to_string())?;
-                    outbox::complete(&mut conn, job.id)
-                        .await
-                        .map_err(|e| e.to_string())?;
+                    call_logs::set_summary(&mut conn, &call_sid, &summary).await?;
+                    outbox::complete(&mut conn, job.id).await?;
                     log::info!(
                         "{} call_sid={call_sid} tenant={tenant}",
                         events::SUMMARY_WRITTEN
@@ -132,9 +129,7 @@ impl SummaryWorker {
                         events::SUMMARY_FAILED,
                         job.attempts
                     );
-                    outbox::fail(&mut conn, job.id, &error, retry)
-                        .await
-                        .map_err(|e| e.to_string())?;
+                    outbox::fail(&mut conn, job.id, &error, retry).await?;
                 }
             }
         }
@@ -148,13 +143,11 @@ impl SummaryWorker {
         call_sid: &str,
         tenant: &str,
         error: &str,
-    ) -> Result<(), String> {
+    ) -> Result<(), DbError> {
         log::error!(
             "{} call_sid={call_sid} tenant={tenant} error={error:?}",
             events::SUMMARY_ABANDONED
         );
-        outbox::abandon(conn, job, error)
-            .await
-            .map_err(|e| e.to_string())
+        outbox::abandon(conn, job, error).await
     }
 }

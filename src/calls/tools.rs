@@ -8,6 +8,7 @@ use diesel::{OptionalExtension, QueryableByName};
 use diesel_async::RunQueryDsl;
 use serde_json::{json, Value};
 
+use callvisor_actors::error_chain::Chain;
 use callvisor_actors::events;
 use callvisor_actors::ports::{PortFuture, ToolCall, ToolRunner};
 
@@ -174,7 +175,7 @@ impl ToolRunner for DbTools {
                         events::RESERVATION_FAILED,
                         call.call_sid,
                         call.tenant_id,
-                        e.to_string()
+                        Chain(&e)
                     );
                     refusal("unavailable", "the reservation could not be saved")
                 }

@@ -31,6 +31,7 @@ use actix::Addr;
 use tokio::sync::Notify;
 use uuid::Uuid;
 
+use callvisor_actors::error_chain::Chain;
 use callvisor_actors::events;
 use callvisor_actors::ids::TenantId;
 use callvisor_actors::phone_pool::messages::{Allocate, PoolError, Release};
@@ -134,7 +135,7 @@ impl Running {
 
     /// Logs a failure, at most once per [`FAILURE_LOG_PERIOD`] (the database
     /// being away would otherwise log every round).
-    fn failed(&self, task: &str, e: impl std::fmt::Display) {
+    fn failed(&self, task: &str, e: impl std::error::Error) {
         let (last, quiet) = self.last_failure.get();
         if last.is_some_and(|t| t.elapsed() < FAILURE_LOG_PERIOD) {
             self.last_failure.set((last, quiet.saturating_add(1)));
@@ -145,7 +146,7 @@ impl Running {
             "{} task={task} instance={} not_logged_since={quiet} error={:?}",
             events::CAMPAIGN_RUNNER_FAILED,
             self.instance_id,
-            e.to_string()
+            Chain(&e)
         );
     }
 
@@ -315,15 +316,15 @@ impl Running {
                     .insert(target.campaign_id, Instant::now() + EXHAUSTED_BACKOFF);
                 return self.put_back_now(&target).await;
             }
-            Ok(Err(e)) => return self.put_back(&target, false, &e.to_string()).await,
-            Err(e) => return self.put_back(&target, false, &e.to_string()).await,
+            Ok(Err(e)) => return self.put_back(&target, false, &Chain(&e).to_string()).await,
+            Err(e) => return self.put_back(&target, false, &Chain(&e).to_string()).await,
         };
 
         let marked = match self.db.get().await {
             Ok(mut conn) => {
                 store::mark_dialing(&mut conn, target.id, &self.instance_id, &from).await
             }
-            Err(e) => Err(crate::db::DbError::Pool(e.to_string())),
+            Err(e) => Err(crate::db::DbError::Pool(e)),
         };
         match marked {
             Ok(true) => {}
@@ -375,7 +376,7 @@ impl Running {
             attempt += 1;
             let recorded = match self.db.get().await {
                 Ok(mut conn) => store::mark_calling(&mut conn, target.id, call_sid).await,
-                Err(e) => Err(crate::db::DbError::Pool(e.to_string())),
+                Err(e) => Err(crate::db::DbError::Pool(e)),
             };
             match recorded {
                 Ok(_) => break,

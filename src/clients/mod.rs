@@ -21,7 +21,9 @@ pub(crate) fn client() -> awc::Client {
     CLIENT.with(Clone::clone)
 }
 
-/// A failed REST call.
+/// A failed REST call. Transport and decoding failures keep only awc's
+/// message: awc's errors are not `Send`, and this error crosses threads (in
+/// port errors and actor answers), so the text is taken here, at the edge.
 #[derive(Debug, Clone, thiserror::Error)]
 pub enum RestError {
     /// No answer (connection refused, timeout, ...).

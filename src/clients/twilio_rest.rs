@@ -62,7 +62,7 @@ impl TwilioRest {
 }
 
 fn port_error(e: RestError) -> PortError {
-    PortError(format!("twilio: {e}"))
+    PortError::with_source("twilio", e)
 }
 
 impl CallControl for TwilioRest {

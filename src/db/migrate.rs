@@ -11,6 +11,7 @@ use diesel::{Connection, PgConnection};
 use diesel_migrations::{embed_migrations, EmbeddedMigrations, MigrationHarness};
 
 use super::DbError;
+use callvisor_actors::error_chain::Chain;
 use callvisor_actors::events;
 
 /// Every migration under `migrations/`, compiled in.
@@ -36,7 +37,7 @@ pub fn run_pending(conn: &mut PgConnection) -> Result<Vec<String>, DbError> {
     with_lock(conn, |conn| {
         conn.run_pending_migrations(MIGRATIONS)
             .map(|applied| applied.iter().map(ToString::to_string).collect())
-            .map_err(|e| DbError::Query(e.to_string()))
+            .map_err(DbError::Migration)
     })
 }
 
@@ -45,7 +46,7 @@ pub fn revert_all(conn: &mut PgConnection) -> Result<Vec<String>, DbError> {
     with_lock(conn, |conn| {
         conn.revert_all_migrations(MIGRATIONS)
             .map(|reverted| reverted.iter().map(ToString::to_string).collect())
-            .map_err(|e| DbError::Query(e.to_string()))
+            .map_err(DbError::Migration)
     })
 }
 
@@ -74,18 +75,19 @@ pub fn connect_with_retry(url: &str, patience: Duration) -> Result<PgConnection,
             Err(e) => {
                 let now = Instant::now();
                 if now >= deadline {
+                    let e = DbError::Connect(e);
                     log::error!(
                         "{} attempt={attempt} giving_up=true error={:?}",
                         events::DB_UNAVAILABLE,
-                        e.to_string()
+                        Chain(&e)
                     );
-                    return Err(DbError::Connect(e.to_string()));
+                    return Err(e);
                 }
                 log::warn!(
                     "{} attempt={attempt} retry_in_ms={} error={:?}",
                     events::DB_UNAVAILABLE,
                     delay.as_millis(),
-                    e.to_string()
+                    Chain(&e)
                 );
                 std::thread::sleep(delay.min(deadline - now));
                 delay = (delay * 2).min(Duration::from_secs(5));

@@ -32,27 +32,32 @@ pub type AsyncPool = deadpool::Pool<AsyncPgConnection>;
 /// The blocking pool (libpq): migrations and admin work inside `web::block`.
 pub type SyncPool = r2d2::Pool<ConnectionManager<PgConnection>>;
 
-/// Why the database could not be used.
+/// Why the database could not be used. Each variant keeps its cause as the
+/// error's `source()`, so a log line shows the whole chain; the Display says
+/// only what failed and never holds the `DATABASE_URL`.
 #[derive(Debug, thiserror::Error)]
 pub enum DbError {
     /// Could not connect.
-    #[error("cannot connect to the database: {0}")]
-    Connect(String),
-    /// A pool could not be built or a connection taken from it.
-    #[error("database pool: {0}")]
-    Pool(String),
-    /// A query or migration failed.
-    #[error("database query: {0}")]
-    Query(String),
+    #[error("cannot connect to the database")]
+    Connect(#[source] diesel::ConnectionError),
+    /// The runtime pool could not be built.
+    #[error("cannot build the database pool")]
+    PoolBuild(#[from] deadpool::BuildError),
+    /// No connection could be taken from the runtime pool.
+    #[error("no database connection from the pool")]
+    Pool(#[from] deadpool::PoolError),
+    /// A query failed.
+    #[error("database query failed")]
+    Query(#[from] diesel::result::Error),
+    /// Applying or reverting the migrations failed.
+    #[error("database migration failed")]
+    Migration(#[source] Box<dyn std::error::Error + Send + Sync>),
+    /// The blocking thread that held the connection could not run the work.
+    #[error("blocking database work did not run")]
+    Blocking(#[from] actix_web::error::BlockingError),
     /// Too slow.
     #[error("database did not answer within {0:?}")]
     Timeout(Duration),
-}
-
-impl From<diesel::result::Error> for DbError {
-    fn from(e: diesel::result::Error) -> Self {
-        Self::Query(e.to_string())
-    }
 }
 
 /// Builds the runtime pool. Connections are opened lazily, so an unreachable
@@ -66,7 +71,7 @@ pub fn build_async_pool(url: &str, size: usize, timeout: Duration) -> Result<Asy
         .create_timeout(Some(timeout))
         .recycle_timeout(Some(timeout))
         .build()
-        .map_err(|e| DbError::Pool(e.to_string()))
+        .map_err(DbError::from)
 }
 
 /// Builds the blocking pool, also lazily (`build_unchecked`): start-up decides
@@ -77,4 +82,30 @@ pub fn build_sync_pool(url: &str, size: u32, timeout: Duration) -> SyncPool {
         .min_idle(Some(0))
         .connection_timeout(timeout)
         .build_unchecked(ConnectionManager::new(url))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_db_error_keeps_its_source() {
+        let e = DbError::from(diesel::result::Error::NotFound);
+        let source = std::error::Error::source(&e).map(ToString::to_string);
+        assert_eq!(source.as_deref(), Some("Record not found"));
+        assert_eq!(
+            callvisor_actors::error_chain::Chain(&e).to_string(),
+            "database query failed: Record not found"
+        );
+    }
+
+    #[test]
+    fn a_connect_error_names_no_url() {
+        let url = "postgres://u:secret@127.0.0.1:1/db";
+        let e = DbError::Connect(diesel::ConnectionError::InvalidConnectionUrl(
+            url.to_owned(),
+        ));
+        assert!(std::error::Error::source(&e).is_some());
+        assert!(!e.to_string().contains("secret"));
+    }
 }

@@ -25,7 +25,7 @@ pub struct DbStatus {
 /// Asks the database for its newest applied migration, within `timeout`.
 pub async fn check(pool: &AsyncPool, timeout: Duration) -> Result<DbStatus, DbError> {
     let work = async {
-        let mut conn = pool.get().await.map_err(|e| DbError::Pool(e.to_string()))?;
+        let mut conn = pool.get().await?;
         let newest: Newest =
             diesel::sql_query("SELECT max(version) AS version FROM __diesel_schema_migrations")
                 .get_result(&mut conn)

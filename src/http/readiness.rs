@@ -7,6 +7,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
+use callvisor_actors::error_chain::Chain;
 use callvisor_actors::events;
 
 use crate::db::{readiness, AsyncPool};
@@ -99,7 +100,7 @@ impl ReadinessCache {
                 log::warn!(
                     "{} check=readyz error={:?}",
                     events::DB_UNAVAILABLE,
-                    e.to_string()
+                    Chain(&e)
                 );
                 DbReadiness::Unreachable
             }

@@ -45,8 +45,9 @@ pub fn verify(
     let (Some(token), Some(public_url)) =
         (&settings.twilio.auth_token, &settings.server.public_url)
     else {
-        return Err(ApiError::Unavailable(
-            "Twilio signature cannot be checked: TWILIO_AUTH_TOKEN or PUBLIC_URL missing".into(),
+        return Err(ApiError::unavailable(
+            "unavailable",
+            "Twilio signature cannot be checked: TWILIO_AUTH_TOKEN or PUBLIC_URL missing",
         ));
     };
     let signature = req
@@ -73,7 +74,7 @@ pub fn verify(
                 Escaped(call_sid),
                 Escaped(req.path())
             );
-            Err(ApiError::Forbidden("invalid Twilio signature".into()))
+            Err(ApiError::forbidden("forbidden", "invalid Twilio signature"))
         }
     }
 }

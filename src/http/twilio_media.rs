@@ -21,7 +21,7 @@ pub async fn media(
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, actix_web::Error> {
     if state.lifecycle.is_draining() {
-        return Err(ApiError::Unavailable("instance is draining".into()).into());
+        return Err(ApiError::unavailable("unavailable", "instance is draining").into());
     }
     let calls = &state.calls;
     let slot = match calls.start_gate.try_enter() {
@@ -36,9 +36,11 @@ pub async fn media(
                     full.refused
                 );
             }
-            return Err(
-                ApiError::Unavailable("too many media sockets awaiting start".into()).into(),
-            );
+            return Err(ApiError::unavailable(
+                "unavailable",
+                "too many media sockets awaiting start",
+            )
+            .into());
         }
     };
     let actor = TwilioStreamActor::new(

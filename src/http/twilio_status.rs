@@ -6,6 +6,7 @@
 //! callback without `CallSid` or `CallStatus` is a 400.
 
 use actix_web::{web, HttpRequest, HttpResponse};
+use callvisor_actors::error_chain::Chain;
 use callvisor_actors::events;
 use callvisor_actors::ids::CallSid;
 use callvisor_actors::ports::EndReason;
@@ -41,10 +42,10 @@ pub async fn status(
     };
     let call_sid = get("CallSid")
         .and_then(|s| CallSid::parse(s).ok())
-        .ok_or_else(|| ApiError::BadRequest("CallSid is missing or malformed".into()))?;
+        .ok_or_else(|| ApiError::bad_request("bad_request", "CallSid is missing or malformed"))?;
     let status = get("CallStatus")
         .filter(|s| !s.is_empty())
-        .ok_or_else(|| ApiError::BadRequest("CallStatus is missing".into()))?;
+        .ok_or_else(|| ApiError::bad_request("bad_request", "CallStatus is missing"))?;
     // Progress callbacks (`ringing`, `in-progress`, ...) change nothing.
     if !FINAL.contains(&status) {
         return Ok(HttpResponse::NoContent().finish());
@@ -76,11 +77,10 @@ pub async fn status(
         })
         .await;
 
-    let mut conn = state
-        .db
-        .get()
-        .await
-        .map_err(|e| ApiError::Unavailable(format!("database: {e}")))?;
+    let mut conn =
+        state.db.get().await.map_err(|e| {
+            ApiError::unavailable("unavailable", "database unavailable").with_source(e)
+        })?;
     let finished = call_logs::finish(
         &mut conn,
         Finish {
@@ -98,7 +98,7 @@ pub async fn status(
         },
     )
     .await
-    .map_err(|e| ApiError::Unavailable(e.to_string()))?;
+    .map_err(|e| ApiError::unavailable("unavailable", "database unavailable").with_source(e))?;
     // Outbound campaign calls: their outcome, and the pool number back (both idempotent).
     if let Err(e) =
         campaigns::record_outcome(&mut conn, call_sid.as_str(), target, status, duration).await
@@ -106,7 +106,7 @@ pub async fn status(
         log::warn!(
             "{} call_sid={call_sid} task=record_outcome error={:?}",
             events::CAMPAIGN_RUNNER_FAILED,
-            e.to_string()
+            Chain(&e)
         );
     }
     if let Err(e) =
@@ -115,7 +115,7 @@ pub async fn status(
         log::warn!(
             "{} call_sid={call_sid} task=release_number error={:?}",
             events::DB_UNAVAILABLE,
-            e.to_string()
+            Chain(&e)
         );
     }
     let tenant = finished

@@ -58,25 +58,26 @@ pub async fn voice(
     // (or our) mistake, not a caller to hang up on: 400 shows in Twilio's debugger.
     let call_sid = param(&params, "CallSid")
         .and_then(|s| CallSid::parse(s).ok())
-        .ok_or_else(|| ApiError::BadRequest("CallSid is missing or malformed".into()))?;
+        .ok_or_else(|| ApiError::bad_request("bad_request", "CallSid is missing or malformed"))?;
     let to = param(&params, "To")
         .and_then(|t| E164::parse(t).ok())
-        .ok_or_else(|| ApiError::BadRequest("To is missing or not an E.164 number".into()))?;
+        .ok_or_else(|| {
+            ApiError::bad_request("bad_request", "To is missing or not an E.164 number")
+        })?;
     // `From` may be a non-number ("anonymous" for a withheld caller ID): kept
     // as given; only its absence is malformed.
     let caller = param(&params, "From")
         .filter(|f| !f.is_empty())
         .map(|f| E164::parse(f).map_or_else(|_| f.to_owned(), |n| n.to_string()))
-        .ok_or_else(|| ApiError::BadRequest("From is missing".into()))?;
+        .ok_or_else(|| ApiError::bad_request("bad_request", "From is missing"))?;
     if state.lifecycle.is_draining() {
-        return Err(ApiError::Unavailable("instance is draining".into()));
+        return Err(ApiError::unavailable("unavailable", "instance is draining"));
     }
 
-    let mut conn = state
-        .db
-        .get()
-        .await
-        .map_err(|e| ApiError::Unavailable(format!("database: {e}")))?;
+    let mut conn =
+        state.db.get().await.map_err(|e| {
+            ApiError::unavailable("unavailable", "database unavailable").with_source(e)
+        })?;
     // An answered campaign call names its campaign in the URL we gave Twilio:
     // the tenant is the campaign's, not `To`'s (`To` is the person called).
     let campaign = query.get("campaign");
@@ -94,17 +95,21 @@ pub async fn voice(
                 from,
             )
             .await
-            .map_err(|e| ApiError::Unavailable(e.to_string()))?;
+            .map_err(|e| {
+                ApiError::unavailable("unavailable", "database unavailable").with_source(e)
+            })?;
             match tenant {
-                Some(id) => tenants::find_by_id(&mut conn, id)
-                    .await
-                    .map_err(|e| ApiError::Unavailable(e.to_string()))?,
+                Some(id) => tenants::find_by_id(&mut conn, id).await.map_err(|e| {
+                    ApiError::unavailable("unavailable", "database unavailable").with_source(e)
+                })?,
                 None => return Ok(reject(call_sid.as_str(), "unknown_campaign", None)),
             }
         }
         None => tenants::find_by_number(&mut conn, to.as_str())
             .await
-            .map_err(|e| ApiError::Unavailable(e.to_string()))?,
+            .map_err(|e| {
+                ApiError::unavailable("unavailable", "database unavailable").with_source(e)
+            })?,
     };
     let Some((tenant, prompt)) = found else {
         return Ok(reject(call_sid.as_str(), "unknown_number", None));
@@ -134,7 +139,7 @@ pub async fn voice(
         },
     )
     .await
-    .map_err(|e| ApiError::Unavailable(e.to_string()))?;
+    .map_err(|e| ApiError::unavailable("unavailable", "database unavailable").with_source(e))?;
     if admission == Admission::Ended {
         // A replayed (or late) webhook: no session, no token.
         return Ok(reject(call_sid.as_str(), "call_ended", Some(&tenant_id)));

@@ -9,7 +9,7 @@ use callvisor_actors::pool_ports::{
 };
 use callvisor_actors::ports::{PortError, PortFuture};
 
-use crate::db::{numbers, AsyncPool};
+use crate::db::{numbers, AsyncPool, DbError};
 
 /// Leases in the `phone_numbers` table.
 pub struct DbNumberLeases {
@@ -23,13 +23,13 @@ impl DbNumberLeases {
     }
 }
 
-fn db_error(e: impl std::fmt::Display) -> PortError {
-    PortError(format!("database: {e}"))
+fn db_error(e: impl Into<DbError>) -> PortError {
+    PortError::with_source("database", e.into())
 }
 
 fn tenant_uuid(req: &ClaimRequest) -> Result<uuid::Uuid, PortError> {
     uuid::Uuid::parse_str(req.tenant_id.as_str())
-        .map_err(|_| PortError("tenant id is not a UUID".into()))
+        .map_err(|_| PortError::new("tenant id is not a UUID"))
 }
 
 fn leased(row: numbers::Leased) -> LeasedNumber {

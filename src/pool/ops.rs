@@ -22,13 +22,33 @@ use diesel::QueryableByName;
 use diesel_async::RunQueryDsl;
 use serde_json::json;
 
+use callvisor_actors::error_chain::Chain;
 use callvisor_actors::events;
 use callvisor_actors::ids::E164;
 
 use super::twilio_account;
+use crate::clients::RestError;
+use crate::config::ConfigError;
 use crate::config::{self, AppEnv, Purpose, Settings};
 use crate::db::numbers::ImportOutcome;
-use crate::db::{self, audit, numbers};
+use crate::db::{self, audit, numbers, DbError};
+
+/// Why a `callvisor numbers` command failed (printed with its chain).
+#[derive(Debug, thiserror::Error)]
+enum OpsError {
+    /// Something the operator must set or fix first.
+    #[error("{0}")]
+    Usage(String),
+    /// The other environment's settings do not load.
+    #[error(transparent)]
+    Config(#[from] ConfigError),
+    /// The database failed.
+    #[error("database")]
+    Db(#[from] DbError),
+    /// Twilio's REST API failed.
+    #[error("twilio")]
+    Twilio(#[source] RestError),
+}
 
 /// `callvisor numbers …`
 #[derive(Debug, Clone, Subcommand)]
@@ -74,24 +94,24 @@ pub fn run(command: NumbersCommand, settings: Settings) -> ExitCode {
     match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
-            eprintln!("{} {e}", events::CONFIG_INVALID);
+            eprintln!("{} {}", events::CONFIG_INVALID, Chain(&e));
             ExitCode::FAILURE
         }
     }
 }
 
 /// The settings another environment would load (for its `PUBLIC_URL`).
-fn settings_for(env: AppEnv) -> Result<Settings, String> {
+fn settings_for(env: AppEnv) -> Result<Settings, OpsError> {
     let mut vars: config::EnvVars = std::env::vars().collect();
     vars.insert("APP_ENV".to_owned(), env.as_str().to_owned());
     let dir = vars
         .get("CALLVISOR_CONFIG_DIR")
         .map(PathBuf::from)
         .unwrap_or_else(|| PathBuf::from("config"));
-    config::load_from(&dir, &vars, Purpose::Migrate).map_err(|e| e.to_string())
+    Ok(config::load_from(&dir, &vars, Purpose::Migrate)?)
 }
 
-fn require_twilio(settings: &Settings) -> Result<(), String> {
+fn require_twilio(settings: &Settings) -> Result<(), OpsError> {
     let mut missing = Vec::new();
     if settings.twilio.account_sid.is_none() {
         missing.push("TWILIO_ACCOUNT_SID");
@@ -102,7 +122,7 @@ fn require_twilio(settings: &Settings) -> Result<(), String> {
     if missing.is_empty() {
         Ok(())
     } else {
-        Err(format!("{}: not set", missing.join(", ")))
+        Err(OpsError::Usage(format!("{}: not set", missing.join(", "))))
     }
 }
 
@@ -110,26 +130,26 @@ async fn connect(
     settings: &Settings,
 ) -> Result<
     diesel_async::pooled_connection::deadpool::Object<diesel_async::AsyncPgConnection>,
-    String,
+    OpsError,
 > {
     let url = settings
         .database
         .url
         .as_ref()
-        .ok_or("DATABASE_URL: not set")?
+        .ok_or_else(|| OpsError::Usage("DATABASE_URL: not set".to_owned()))?
         .expose()
         .to_owned();
     let timeout = Duration::from_secs(settings.database.connect_timeout_seconds.max(1));
-    let pool = db::build_async_pool(&url, 1, timeout).map_err(|e| e.to_string())?;
-    pool.get().await.map_err(|e| format!("database: {e}"))
+    let pool = db::build_async_pool(&url, 1, timeout)?;
+    Ok(pool.get().await.map_err(DbError::from)?)
 }
 
-async fn import(settings: &Settings) -> Result<(), String> {
+async fn import(settings: &Settings) -> Result<(), OpsError> {
     require_twilio(settings)?;
     let owned = twilio_account(settings)
         .list_numbers()
         .await
-        .map_err(|e| format!("twilio: {e}"))?;
+        .map_err(OpsError::Twilio)?;
     let mut conn = connect(settings).await?;
     let (mut added, mut known, mut skipped) = (Vec::new(), 0usize, Vec::new());
     for n in &owned {
@@ -137,10 +157,7 @@ async fn import(settings: &Settings) -> Result<(), String> {
             println!("skipped {} (not E.164)", n.phone_number);
             continue;
         };
-        match numbers::import(&mut conn, number.as_str(), Some(&n.sid))
-            .await
-            .map_err(|e| e.to_string())?
-        {
+        match numbers::import(&mut conn, number.as_str(), Some(&n.sid)).await? {
             ImportOutcome::Added => {
                 println!("added {number} ({})", n.sid);
                 added.push(number.to_string());
@@ -159,8 +176,7 @@ async fn import(settings: &Settings) -> Result<(), String> {
         None,
         json!({ "added": added, "already_in_pool": known, "skipped_tenant_numbers": skipped }),
     )
-    .await
-    .map_err(|e| e.to_string())?;
+    .await?;
     log::info!(
         "{} actor=cli action=pool.import added={} already_in_pool={known} skipped_tenant_numbers={}",
         events::ADMIN_ACTION,
@@ -182,22 +198,24 @@ struct Number {
     phone_number: String,
 }
 
-async fn point(settings: &Settings, target: &Settings, all: bool) -> Result<(), String> {
+async fn point(settings: &Settings, target: &Settings, all: bool) -> Result<(), OpsError> {
     require_twilio(settings)?;
     let base = target
         .server
         .public_url
         .as_deref()
         .ok_or_else(|| {
-            format!(
+            OpsError::Usage(format!(
                 "PUBLIC_URL: not set for APP_ENV={}",
                 target.app_env.as_str()
-            )
+            ))
         })?
         .trim_end_matches('/')
         .to_owned();
     if target.app_env == AppEnv::Production && !base.starts_with("https://") {
-        return Err("PUBLIC_URL: must be https:// in production".to_owned());
+        return Err(OpsError::Usage(
+            "PUBLIC_URL: must be https:// in production".to_owned(),
+        ));
     }
     let voice_url = format!("{base}/twilio/voice");
     let status_callback = format!("{base}/twilio/status");
@@ -208,15 +226,12 @@ async fn point(settings: &Settings, target: &Settings, all: bool) -> Result<(), 
     )
     .load::<Number>(&mut conn)
     .await
-    .map_err(|e| e.to_string())?
+    .map_err(DbError::from)?
     .into_iter()
     .map(|n| n.phone_number)
     .collect();
     let account = twilio_account(settings);
-    let owned = account
-        .list_numbers()
-        .await
-        .map_err(|e| format!("twilio: {e}"))?;
+    let owned = account.list_numbers().await.map_err(OpsError::Twilio)?;
     let mut pointed = Vec::new();
     let mut failed = 0usize;
     for n in owned
@@ -230,7 +245,7 @@ async fn point(settings: &Settings, target: &Settings, all: bool) -> Result<(), 
             }
             Err(e) => {
                 failed += 1;
-                eprintln!("failed {}: {e}", n.phone_number);
+                eprintln!("failed {}: {}", n.phone_number, Chain(&e));
             }
         }
     }
@@ -241,8 +256,7 @@ async fn point(settings: &Settings, target: &Settings, all: bool) -> Result<(), 
         Some(target.app_env.as_str()),
         json!({ "voice_url": voice_url, "pointed": pointed, "failed": failed }),
     )
-    .await
-    .map_err(|e| e.to_string())?;
+    .await?;
     log::info!(
         "{} actor=cli action=pool.point env={} pointed={} failed={failed}",
         events::ADMIN_ACTION,
@@ -254,7 +268,9 @@ async fn point(settings: &Settings, target: &Settings, all: bool) -> Result<(), 
         pointed.len()
     );
     if failed > 0 {
-        return Err(format!("{failed} numbers could not be pointed"));
+        return Err(OpsError::Usage(format!(
+            "{failed} numbers could not be pointed"
+        )));
     }
     Ok(())
 }

@@ -32,8 +32,8 @@ impl TwilioProvider {
     }
 }
 
-fn twilio_error(e: impl std::fmt::Display) -> PortError {
-    PortError(format!("twilio: {e}"))
+fn twilio_error(e: impl std::error::Error + Send + Sync + 'static) -> PortError {
+    PortError::with_source("twilio", e)
 }
 
 impl NumberProvider for TwilioProvider {
@@ -47,7 +47,7 @@ impl NumberProvider for TwilioProvider {
                 .await
                 .map_err(twilio_error)?
                 .ok_or_else(|| {
-                    PortError(format!(
+                    PortError::new(format!(
                         "twilio: no number on sale in {country}{}",
                         area_code
                             .as_deref()

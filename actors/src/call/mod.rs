@@ -35,6 +35,7 @@ use actix::prelude::*;
 use bytestring::ByteString;
 use chrono::{DateTime, Utc};
 
+use crate::error_chain::Chain;
 use crate::events;
 use crate::ids::{CallSid, TenantId};
 use crate::persistence::{AppendSegment, Flush, PersistenceActor};
@@ -456,7 +457,7 @@ impl CallActor {
                             events::CALL_APOLOGY_FAILED,
                             act.call_sid,
                             act.tenant_id,
-                            e.to_string()
+                            Chain(&e)
                         );
                         act.end(reason, ctx);
                     }
@@ -546,7 +547,7 @@ impl CallActor {
                     act.call_sid,
                     act.tenant_id,
                     end.reason.as_str(),
-                    e.to_string()
+                    Chain(&e)
                 ),
             }
             act.phase = CallPhase::Ended;
@@ -623,7 +624,7 @@ impl Actor for CallActor {
                     events::CALL_SETUP_FAILED,
                     act.call_sid,
                     act.tenant_id,
-                    e.to_string()
+                    Chain(&e)
                 );
                 // The caller may already hear a pre-opened greeting: say sorry, do not just cut.
                 act.apologise_and_end(EndReason::SetupFailed, ctx);

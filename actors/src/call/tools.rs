@@ -13,6 +13,7 @@ use actix::prelude::*;
 use super::messages::ToRealtime;
 use super::phase::CallPhase;
 use super::CallActor;
+use crate::error_chain::Chain;
 use crate::events;
 use crate::ports::{EndReason, ToolCall};
 use crate::redact::Masked;
@@ -128,7 +129,7 @@ impl CallActor {
                     events::CALL_TRANSFER_FAILED,
                     act.call_sid,
                     act.tenant_id,
-                    e.to_string()
+                    Chain(&e)
                 );
                 if let Some(call_id) = call_id {
                     let output = r#"{"ok":false,"error":"transfer_failed","message":"The transfer did not go through. Apologise and offer to take a message."}"#;

@@ -6,6 +6,7 @@ use actix::prelude::*;
 use chrono::{DateTime, Utc};
 
 use crate::ids::TenantId;
+use crate::ports::PortError;
 
 /// Lease a number for one outbound call (from the campaign runner, the admin
 /// API). The same `holder` asking again gets its lease back.
@@ -45,8 +46,8 @@ pub enum PoolError {
     #[error("holder must be 1 to 64 letters, digits, '_', '-', ':' or '.'")]
     InvalidHolder,
     /// The pool's store could not be reached.
-    #[error("phone-number pool unavailable: {0}")]
-    Unavailable(String),
+    #[error("phone-number pool unavailable")]
+    Unavailable(#[source] PortError),
 }
 
 /// Give a holder's number back (its call ended, or it was never placed).

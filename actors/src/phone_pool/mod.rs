@@ -37,6 +37,7 @@ use std::time::{Duration, Instant};
 use actix::prelude::*;
 use tokio::sync::Mutex;
 
+use crate::error_chain::Chain;
 use crate::events;
 use crate::ids::TenantId;
 use crate::pool_ports::{BoughtNumber, ClaimRequest, LeasedNumber, NumberLeases, NumberProvider};
@@ -313,7 +314,7 @@ impl Handler<Allocate> for PhonePoolActor {
                         events::POOL_MAINTENANCE_FAILED,
                         msg.tenant_id,
                         msg.holder,
-                        e.to_string()
+                        Chain(&e)
                     );
                     Err(e)
                 }
@@ -331,7 +332,7 @@ async fn allocate(
     buy_cap: Option<u32>,
     buying: Rc<Mutex<()>>,
 ) -> Result<(LeasedNumber, bool), PoolError> {
-    let unavailable = |e: PortError| PoolError::Unavailable(e.0);
+    let unavailable = |e: PortError| PoolError::Unavailable(e);
     if let Some(number) = leases.claim(request.clone()).await.map_err(unavailable)? {
         return Ok((number, false));
     }
@@ -381,9 +382,9 @@ async fn allocate(
                         "{} number={} instance={instance} reason=not_recorded error={:?}",
                         events::NUMBER_PURCHASE_FAILED,
                         number.phone_number,
-                        e.to_string()
+                        Chain(&e)
                     );
-                    Err(PoolError::Unavailable(e.0))
+                    Err(PoolError::Unavailable(e))
                 }
             }
         }
@@ -414,7 +415,7 @@ async fn buy(
             log::error!(
                 "{} reason={reason} instance={instance} error={:?}",
                 events::NUMBER_PURCHASE_FAILED,
-                e.to_string()
+                Chain(&e)
             );
             Err(PoolError::Exhausted)
         }
@@ -494,7 +495,7 @@ fn fail(instance: &str, task: &str, e: &PortError) {
     log::warn!(
         "{} task={task} instance={instance} not_logged_since={quiet} error={:?}",
         events::POOL_MAINTENANCE_FAILED,
-        e.0
+        Chain(e)
     );
 }
 
@@ -526,7 +527,7 @@ async fn top_up_round(
                     "{} number={} instance={instance} reason=not_recorded error={:?}",
                     events::NUMBER_PURCHASE_FAILED,
                     number.phone_number,
-                    e.to_string()
+                    Chain(&e)
                 );
                 break;
             }
@@ -583,7 +584,7 @@ async fn idle_round(
                     "{} number={} instance={instance} error={:?}",
                     events::NUMBER_RELEASE_FAILED,
                     number.phone_number,
-                    e.to_string()
+                    Chain(&e)
                 );
                 if let Err(e) = leases.restore(&number.phone_number).await {
                     fail(instance, "restore", &e);
@@ -622,7 +623,7 @@ impl Handler<Release> for PhonePoolActor {
                     if let Some(h) = held {
                         act.held.insert(msg.holder.clone(), h);
                     }
-                    Err(PoolError::Unavailable(e.0))
+                    Err(PoolError::Unavailable(e))
                 }
             }
         }))

@@ -37,6 +37,7 @@ use crate::call::audio_bounds::DropBurst;
 use crate::call::messages::{
     FromRealtime, GetUpstreamStats, RealtimeEvent, ToRealtime, UpstreamStats,
 };
+use crate::error_chain::Chain;
 use crate::events;
 use crate::ids::{CallSid, TenantId};
 use crate::ports::{RealtimeEndpoint, Role};
@@ -333,7 +334,7 @@ impl RealtimeActor {
                     events::REALTIME_EVENT_INVALID,
                     self.call_sid,
                     self.tenant,
-                    e.to_string()
+                    Chain(&e)
                 );
                 return;
             }
@@ -450,7 +451,7 @@ impl Actor for RealtimeActor {
                 .connect();
             match actix_rt::time::timeout(timeout, request).await {
                 Ok(Ok((_response, framed))) => Ok(framed),
-                Ok(Err(e)) => Err(e.to_string()),
+                Ok(Err(e)) => Err(Chain(&e).to_string()),
                 Err(_) => Err(format!("no answer within {timeout:?}")),
             }
         };
@@ -563,7 +564,7 @@ impl StreamHandler<Result<Frame, WsProtocolError>> for RealtimeActor {
             }
             Ok(Frame::Pong(_) | Frame::Binary(_) | Frame::Continuation(_)) => {}
             Err(e) => {
-                self.fail(format!("protocol error: {e}"), ctx);
+                self.fail(format!("protocol error: {}", Chain(&e)), ctx);
             }
         }
     }
@@ -588,7 +589,7 @@ impl Handler<GetUpstreamStats> for RealtimeActor {
 
 impl WriteHandler<WsProtocolError> for RealtimeActor {
     fn error(&mut self, err: WsProtocolError, ctx: &mut Self::Context) -> Running {
-        self.report_closed(format!("write failed: {err}"), ctx);
+        self.report_closed(format!("write failed: {}", Chain(&err)), ctx);
         Running::Stop
     }
 }

@@ -6,7 +6,7 @@ use std::collections::HashMap;
 use actix_web::{web, HttpResponse};
 use serde_json::json;
 
-use super::{connection, tenant_scope, AdminError};
+use super::{connection, tenant_scope, ApiError};
 use crate::db::audit;
 use crate::startup::AppState;
 
@@ -14,14 +14,14 @@ use crate::startup::AppState;
 pub async fn recent(
     state: web::Data<AppState>,
     query: web::Query<HashMap<String, String>>,
-) -> Result<HttpResponse, AdminError> {
+) -> Result<HttpResponse, ApiError> {
     let limit = match query.get("limit") {
         None => 100,
         Some(raw) => raw
             .parse::<i64>()
             .ok()
             .filter(|n| (1..=1000).contains(n))
-            .ok_or_else(|| AdminError::bad_request("invalid_limit", "limit must be 1 to 1000"))?,
+            .ok_or_else(|| ApiError::bad_request("invalid_limit", "limit must be 1 to 1000"))?,
     };
     let mut conn = connection(&state).await?;
     let tenant = tenant_scope(&mut conn, &query).await?;

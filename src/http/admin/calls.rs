@@ -9,13 +9,14 @@ use std::collections::HashMap;
 use actix_web::{web, HttpResponse};
 use serde_json::json;
 
+use callvisor_actors::error_chain::Chain;
 use callvisor_actors::events;
 use callvisor_actors::ids::CallSid;
 use callvisor_actors::ports::EndReason;
 use callvisor_actors::redact::Masked;
 use callvisor_actors::supervisor::messages::{HangUp, ListCalls};
 
-use super::{connection, log_action, tenant_scope, AdminError, Operator};
+use super::{connection, log_action, tenant_scope, ApiError, Operator};
 use crate::db::live::PLACEHOLDER_PREFIX;
 use crate::db::live_calls::{self, CallRow};
 use crate::db::{audit, tenants};
@@ -25,7 +26,7 @@ use crate::startup::AppState;
 pub async fn live(
     state: web::Data<AppState>,
     query: web::Query<HashMap<String, String>>,
-) -> Result<HttpResponse, AdminError> {
+) -> Result<HttpResponse, ApiError> {
     let mut conn = connection(&state).await?;
     let tenant = tenant_scope(&mut conn, &query).await?;
     let calls = live_calls::live(&mut conn, tenant).await?;
@@ -57,9 +58,9 @@ async fn live_call(
     state: &AppState,
     raw_sid: &str,
     query: &HashMap<String, String>,
-) -> Result<(CallSid, CallRow), AdminError> {
+) -> Result<(CallSid, CallRow), ApiError> {
     let call_sid = CallSid::parse(raw_sid)
-        .map_err(|e| AdminError::bad_request("invalid_call_sid", format!("{raw_sid:?}: {e}")))?;
+        .map_err(|e| ApiError::bad_request("invalid_call_sid", format!("{raw_sid:?}: {e}")))?;
     let mut conn = connection(state).await?;
     let tenant = tenant_scope(&mut conn, query).await?;
     let call = live_calls::find(&mut conn, call_sid.as_str())
@@ -67,9 +68,9 @@ async fn live_call(
         // A campaign call still being placed has no Twilio call yet.
         .filter(|c| !c.call_sid.starts_with(PLACEHOLDER_PREFIX))
         .filter(|c| tenant.is_none() || c.tenant_id == tenant)
-        .ok_or_else(|| AdminError::not_found("call_not_found", format!("no call {call_sid}")))?;
+        .ok_or_else(|| ApiError::not_found("call_not_found", format!("no call {call_sid}")))?;
     if call.ended_at.is_some() {
-        return Err(AdminError::conflict(
+        return Err(ApiError::conflict(
             "call_ended",
             format!("call {call_sid} has already ended"),
         ));
@@ -83,7 +84,7 @@ pub async fn hang_up(
     operator: Operator,
     path: web::Path<String>,
     query: web::Query<HashMap<String, String>>,
-) -> Result<HttpResponse, AdminError> {
+) -> Result<HttpResponse, ApiError> {
     let (call_sid, call) = live_call(&state, &path, &query).await?;
     let result = state.calls.deps.control.hang_up(&call_sid).await;
     let mut conn = connection(&state).await?;
@@ -98,10 +99,10 @@ pub async fn hang_up(
     .await?;
     if let Err(e) = result {
         log_action(&operator, "call.hangup", call_sid.as_str(), "twilio_failed");
-        return Err(AdminError::unavailable(
-            "twilio_unavailable",
-            format!("Twilio did not hang the call up: {e}"),
-        ));
+        return Err(
+            ApiError::unavailable("twilio_unavailable", "Twilio did not hang the call up")
+                .with_source(e),
+        );
     }
     // Live here: end it the normal way at once (flush, record).
     let _ = state
@@ -130,7 +131,7 @@ pub async fn transfer(
     operator: Operator,
     path: web::Path<String>,
     query: web::Query<HashMap<String, String>>,
-) -> Result<HttpResponse, AdminError> {
+) -> Result<HttpResponse, ApiError> {
     let (call_sid, call) = live_call(&state, &path, &query).await?;
     let mut conn = connection(&state).await?;
     let tenant = match call.tenant_id {
@@ -138,13 +139,13 @@ pub async fn transfer(
         None => None,
     };
     let Some(tenant) = tenant else {
-        return Err(AdminError::unprocessable(
+        return Err(ApiError::unprocessable(
             "tenant_not_found",
             format!("call {call_sid} belongs to no tenant"),
         ));
     };
     let Some(to) = tenant.handoff_number.clone() else {
-        return Err(AdminError::unprocessable(
+        return Err(ApiError::unprocessable(
             "no_handoff_number",
             format!("tenant {} has no hand-off number", tenant.id),
         ));
@@ -202,11 +203,12 @@ pub async fn transfer(
                 "{} call_sid={call_sid} tenant={} source=admin error={:?}",
                 events::CALL_TRANSFER_FAILED,
                 tenant.id,
-                e.to_string()
+                Chain(&e)
             );
-            Err(AdminError::unavailable(
+            // Logged above with its cause: the answer does not carry it again.
+            Err(ApiError::unavailable(
                 "twilio_unavailable",
-                format!("Twilio did not transfer the call: {e}"),
+                "Twilio did not transfer the call",
             ))
         }
     }

@@ -13,7 +13,7 @@ use uuid::Uuid;
 
 use callvisor_actors::events;
 
-use super::{connection, log_action, parse_uuid, tenant_scope, AdminError, Operator};
+use super::{connection, log_action, parse_uuid, tenant_scope, ApiError, Operator};
 use crate::campaigns::check_numbers;
 use crate::db::campaigns::{self as store, CampaignRow, TargetRow};
 use crate::db::{audit, tenants};
@@ -40,7 +40,7 @@ pub async fn create(
     state: web::Data<AppState>,
     operator: Operator,
     body: web::Json<NewCampaign>,
-) -> Result<HttpResponse, AdminError> {
+) -> Result<HttpResponse, ApiError> {
     let body = body.into_inner();
     let settings = &state.settings.campaigns;
     let tenant_id = parse_uuid(&body.tenant_id, "invalid_tenant", "tenant_id")?;
@@ -51,20 +51,20 @@ pub async fn create(
         .ok()
         .filter(|n| (1..=1000).contains(n))
         .ok_or_else(|| {
-            AdminError::bad_request("invalid_concurrency", "max_concurrency must be 1 to 1000")
+            ApiError::bad_request("invalid_concurrency", "max_concurrency must be 1 to 1000")
         })?;
     let name = body
         .name
         .map(|n| n.trim().to_owned())
         .filter(|n| !n.is_empty());
     if name.as_ref().is_some_and(|n| n.chars().count() > 200) {
-        return Err(AdminError::bad_request(
+        return Err(ApiError::bad_request(
             "invalid_name",
             "name is longer than 200 characters",
         ));
     }
     if body.numbers.len() > settings.max_targets {
-        return Err(AdminError::unprocessable(
+        return Err(ApiError::unprocessable(
             "too_many_numbers",
             format!(
                 "{} numbers given; a campaign takes at most {} (campaigns.max_targets)",
@@ -75,7 +75,7 @@ pub async fn create(
     }
     let checked = check_numbers(&body.numbers);
     if checked.accepted.is_empty() {
-        return Err(AdminError::unprocessable(
+        return Err(ApiError::unprocessable(
             "no_valid_numbers",
             "the list holds no valid E.164 number",
         )
@@ -83,13 +83,13 @@ pub async fn create(
     }
     let mut conn = connection(&state).await?;
     let Some((tenant, _)) = tenants::find_by_id(&mut conn, tenant_id).await? else {
-        return Err(AdminError::unprocessable(
+        return Err(ApiError::unprocessable(
             "tenant_not_found",
             format!("no tenant {tenant_id}"),
         ));
     };
     if !tenant.is_subscribed {
-        return Err(AdminError::unprocessable(
+        return Err(ApiError::unprocessable(
             "tenant_not_subscribed",
             format!("tenant {tenant_id} is not subscribed"),
         ));
@@ -101,7 +101,7 @@ pub async fn create(
             checked.rejected.len(),
             name.clone(),
         );
-        conn.transaction::<_, AdminError, _>(async move |conn| {
+        conn.transaction::<_, ApiError, _>(async move |conn| {
             let id = store::create(
                 conn,
                 tenant_id,
@@ -190,13 +190,13 @@ async fn scoped_campaign(
     state: &AppState,
     raw_id: &str,
     query: &HashMap<String, String>,
-) -> Result<(CampaignRow, Vec<TargetRow>), AdminError> {
+) -> Result<(CampaignRow, Vec<TargetRow>), ApiError> {
     let id = parse_uuid(raw_id, "invalid_campaign_id", "campaign id")?;
     let mut conn = connection(state).await?;
     let tenant = tenant_scope(&mut conn, query).await?;
     let campaign = store::find(&mut conn, id, tenant)
         .await?
-        .ok_or_else(|| AdminError::not_found("campaign_not_found", format!("no campaign {id}")))?;
+        .ok_or_else(|| ApiError::not_found("campaign_not_found", format!("no campaign {id}")))?;
     let targets = store::targets(&mut conn, id).await?;
     Ok((campaign, targets))
 }
@@ -206,7 +206,7 @@ pub async fn show(
     state: web::Data<AppState>,
     path: web::Path<String>,
     query: web::Query<HashMap<String, String>>,
-) -> Result<HttpResponse, AdminError> {
+) -> Result<HttpResponse, ApiError> {
     let (campaign, targets) = scoped_campaign(&state, &path, &query).await?;
     Ok(HttpResponse::Ok().json(campaign_json(&campaign, &targets, true)))
 }
@@ -215,7 +215,7 @@ pub async fn show(
 pub async fn list(
     state: web::Data<AppState>,
     query: web::Query<HashMap<String, String>>,
-) -> Result<HttpResponse, AdminError> {
+) -> Result<HttpResponse, ApiError> {
     let mut conn = connection(&state).await?;
     let tenant = tenant_scope(&mut conn, &query).await?;
     let campaigns = store::list(&mut conn, tenant, 100).await?;
@@ -233,14 +233,14 @@ pub async fn cancel(
     operator: Operator,
     path: web::Path<String>,
     query: web::Query<HashMap<String, String>>,
-) -> Result<HttpResponse, AdminError> {
+) -> Result<HttpResponse, ApiError> {
     let (campaign, _) = scoped_campaign(&state, &path, &query).await?;
     let id: Uuid = campaign.id;
     let mut conn = connection(&state).await?;
     let actor = operator.0.clone();
-    conn.transaction::<_, AdminError, _>(async move |conn| {
+    conn.transaction::<_, ApiError, _>(async move |conn| {
         if !store::cancel(conn, id).await? {
-            return Err(AdminError::conflict(
+            return Err(ApiError::conflict(
                 "campaign_not_running",
                 format!("campaign {id} is not running"),
             ));
@@ -276,30 +276,30 @@ pub async fn retry_target(
     operator: Operator,
     path: web::Path<(String, String)>,
     query: web::Query<HashMap<String, String>>,
-) -> Result<HttpResponse, AdminError> {
+) -> Result<HttpResponse, ApiError> {
     let (raw_campaign, raw_target) = path.into_inner();
     let (campaign, _) = scoped_campaign(&state, &raw_campaign, &query).await?;
     let target = parse_uuid(&raw_target, "invalid_target_id", "target id")?;
     let id: Uuid = campaign.id;
     let mut conn = connection(&state).await?;
     let actor = operator.0.clone();
-    conn.transaction::<_, AdminError, _>(async move |conn| {
+    conn.transaction::<_, ApiError, _>(async move |conn| {
         match store::retry_uncertain(conn, id, target, &actor).await? {
             store::Retry::Queued => {}
             store::Retry::NotFound => {
-                return Err(AdminError::not_found(
+                return Err(ApiError::not_found(
                     "target_not_found",
                     format!("no target {target} in campaign {id}"),
                 ))
             }
             store::Retry::NotUncertain(status) => {
-                return Err(AdminError::conflict(
+                return Err(ApiError::conflict(
                     "target_not_uncertain",
                     format!("target {target} is {status}; only uncertain targets are retried"),
                 ))
             }
             store::Retry::CampaignCanceled => {
-                return Err(AdminError::conflict(
+                return Err(ApiError::conflict(
                     "campaign_canceled",
                     format!("campaign {id} was canceled"),
                 ))

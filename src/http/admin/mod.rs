@@ -11,7 +11,7 @@
 //! written to `audit_log` (who, what, on what, with which details) in the
 //! same transaction as the change when the change is in the database, and
 //! logged as `ADMIN_ACTION`. Errors are
-//! `{"error": "<stable_code>", "message": "..."}` ([`AdminError`]); bad input
+//! `{"error": "<stable_code>", "message": "..."}` ([`ApiError`]); bad input
 //! changes nothing.
 //!
 //! Tenant scope: the read endpoints take `?tenant=<uuid>` and then show that
@@ -32,17 +32,17 @@ use actix_web::dev::{Payload, ServiceRequest, ServiceResponse};
 use actix_web::error::{JsonPayloadError, QueryPayloadError};
 use actix_web::http::{header, StatusCode};
 use actix_web::middleware::{from_fn, Next};
-use actix_web::{web, FromRequest, HttpMessage, HttpRequest, HttpResponse, ResponseError};
+use actix_web::{web, FromRequest, HttpMessage, HttpRequest, HttpResponse};
 use diesel_async::pooled_connection::deadpool::Object;
 use diesel_async::AsyncPgConnection;
-use serde::Serialize;
 use sha2::{Digest, Sha256};
 use uuid::Uuid;
 
 use callvisor_actors::events;
 use callvisor_actors::redact::Escaped;
 
-use crate::db::{self, DbError};
+use crate::db;
+use crate::http::error::ApiError;
 use crate::startup::AppState;
 use callvisor_wire::signing::constant_time_eq;
 
@@ -60,7 +60,7 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
             )
             .app_data(web::QueryConfig::default().error_handler(|e, _req| query_error(e).into()))
             .app_data(web::PathConfig::default().error_handler(|e, _req| {
-                AdminError::bad_request("invalid_path", e.to_string()).into()
+                ApiError::bad_request("invalid_path", e.to_string()).into()
             }))
             .route("/pool", web::get().to(pool::status))
             .route("/pool/numbers", web::post().to(pool::add))
@@ -101,143 +101,31 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
             .route("/usage", web::get().to(usage::usage))
             .route("/audit", web::get().to(audit::recent))
             .default_service(web::to(|| async {
-                Err::<HttpResponse, _>(AdminError::not_found("not_found", "no such admin endpoint"))
+                Err::<HttpResponse, _>(ApiError::not_found("not_found", "no such admin endpoint"))
             })),
     );
 }
 
-/// An admin API error: a status, a stable code and a message.
-#[derive(Debug, Clone)]
-pub struct AdminError {
-    status: StatusCode,
-    code: &'static str,
-    message: String,
-    details: Option<serde_json::Value>,
-}
-
-impl std::fmt::Display for AdminError {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "{}: {}", self.code, self.message)
-    }
-}
-
-impl AdminError {
-    fn new(status: StatusCode, code: &'static str, message: impl Into<String>) -> Self {
-        Self {
-            status,
-            code,
-            message: message.into(),
-            details: None,
-        }
-    }
-
-    /// 400: malformed input.
-    pub fn bad_request(code: &'static str, message: impl Into<String>) -> Self {
-        Self::new(StatusCode::BAD_REQUEST, code, message)
-    }
-
-    /// 404: no such thing (or not in the tenant scope).
-    pub fn not_found(code: &'static str, message: impl Into<String>) -> Self {
-        Self::new(StatusCode::NOT_FOUND, code, message)
-    }
-
-    /// 409: conflicts with the current state.
-    pub fn conflict(code: &'static str, message: impl Into<String>) -> Self {
-        Self::new(StatusCode::CONFLICT, code, message)
-    }
-
-    /// 422: well-formed but not acceptable.
-    pub fn unprocessable(code: &'static str, message: impl Into<String>) -> Self {
-        Self::new(StatusCode::UNPROCESSABLE_ENTITY, code, message)
-    }
-
-    /// 503: a dependency is down or a resource is exhausted.
-    pub fn unavailable(code: &'static str, message: impl Into<String>) -> Self {
-        Self::new(StatusCode::SERVICE_UNAVAILABLE, code, message)
-    }
-
-    /// 500: logged, not echoed.
-    pub fn internal(cause: impl std::fmt::Display) -> Self {
-        Self::new(
-            StatusCode::INTERNAL_SERVER_ERROR,
-            "internal",
-            cause.to_string(),
-        )
-    }
-
-    /// Adds machine-readable details to the body (`"details"`).
-    pub fn with_details(mut self, details: serde_json::Value) -> Self {
-        self.details = Some(details);
-        self
-    }
-
-    /// The stable code.
-    pub fn code(&self) -> &'static str {
-        self.code
-    }
-}
-
-#[derive(Serialize)]
-struct ErrorBody<'a> {
-    error: &'a str,
-    message: &'a str,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    details: Option<&'a serde_json::Value>,
-}
-
-impl ResponseError for AdminError {
-    fn status_code(&self) -> StatusCode {
-        self.status
-    }
-
-    fn error_response(&self) -> HttpResponse {
-        let message = if self.status.is_server_error() && self.code == "internal" {
-            log::error!("HTTP_INTERNAL_ERROR area=admin error={:?}", self.message);
-            "internal error"
-        } else {
-            &self.message
-        };
-        let mut response = HttpResponse::build(self.status);
-        if self.status == StatusCode::UNAUTHORIZED {
-            response.insert_header((header::WWW_AUTHENTICATE, "Bearer realm=\"callvisor-admin\""));
-        }
-        response.json(ErrorBody {
-            error: self.code,
-            message,
-            details: self.details.as_ref(),
-        })
-    }
-}
-
-impl From<DbError> for AdminError {
-    fn from(e: DbError) -> Self {
-        match e {
-            DbError::Query(q) => Self::internal(q),
-            other => Self::unavailable("database_unavailable", other.to_string()),
-        }
-    }
-}
-
-fn json_error(e: JsonPayloadError) -> AdminError {
+fn json_error(e: JsonPayloadError) -> ApiError {
     match e {
-        JsonPayloadError::ContentType => AdminError::new(
+        JsonPayloadError::ContentType => ApiError::new(
             StatusCode::UNSUPPORTED_MEDIA_TYPE,
             "unsupported_media_type",
             "send a JSON body with Content-Type: application/json",
         ),
         JsonPayloadError::Overflow { .. } | JsonPayloadError::OverflowKnownLength { .. } => {
-            AdminError::new(
+            ApiError::new(
                 StatusCode::PAYLOAD_TOO_LARGE,
                 "payload_too_large",
                 e.to_string(),
             )
         }
-        other => AdminError::bad_request("invalid_json", other.to_string()),
+        other => ApiError::bad_request("invalid_json", other.to_string()),
     }
 }
 
-fn query_error(e: QueryPayloadError) -> AdminError {
-    AdminError::bad_request("invalid_query", e.to_string())
+fn query_error(e: QueryPayloadError) -> ApiError {
+    ApiError::bad_request("invalid_query", e.to_string())
 }
 
 /// The authenticated operator, as written in `audit_log.actor`.
@@ -245,13 +133,13 @@ fn query_error(e: QueryPayloadError) -> AdminError {
 pub struct Operator(pub String);
 
 impl FromRequest for Operator {
-    type Error = AdminError;
-    type Future = Ready<Result<Self, AdminError>>;
+    type Error = ApiError;
+    type Future = Ready<Result<Self, ApiError>>;
 
     fn from_request(req: &HttpRequest, _payload: &mut Payload) -> Self::Future {
         // Set by `authenticate`; absent only if a route escaped the middleware.
         ready(req.extensions().get::<Operator>().cloned().ok_or_else(|| {
-            AdminError::new(
+            ApiError::new(
                 StatusCode::UNAUTHORIZED,
                 "unauthorized",
                 "authentication required",
@@ -280,12 +168,12 @@ async fn authenticate(
     let state = req
         .app_data::<web::Data<AppState>>()
         .cloned()
-        .ok_or_else(|| AdminError::internal("application state missing"))?;
+        .ok_or_else(|| ApiError::internal("application state missing"))?;
     if !state.settings.features.admin {
-        return Err(AdminError::not_found("not_found", "the admin API is switched off").into());
+        return Err(ApiError::not_found("not_found", "the admin API is switched off").into());
     }
     let Some(expected) = state.settings.admin.token.as_ref() else {
-        return Err(AdminError::unavailable("admin_unavailable", "ADMIN_TOKEN is not set").into());
+        return Err(ApiError::unavailable("admin_unavailable", "ADMIN_TOKEN is not set").into());
     };
     let presented = req
         .headers()
@@ -308,7 +196,7 @@ async fn authenticate(
             req.method(),
             Escaped(&path)
         );
-        return Err(AdminError::new(
+        return Err(ApiError::new(
             StatusCode::UNAUTHORIZED,
             "unauthorized",
             "send Authorization: Bearer <ADMIN_TOKEN>",
@@ -324,9 +212,7 @@ async fn authenticate(
         );
         // One guess too many cuts the source off (429) from now on.
         state.rate_limits.admin_failed(source)?;
-        return Err(
-            AdminError::new(StatusCode::FORBIDDEN, "forbidden", "wrong admin token").into(),
-        );
+        return Err(ApiError::new(StatusCode::FORBIDDEN, "forbidden", "wrong admin token").into());
     }
     let actor = match req.headers().get(ACTOR_HEADER) {
         None => "admin".to_owned(),
@@ -338,7 +224,7 @@ async fn authenticate(
                     .bytes()
                     .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b'-' | b'@'));
             if !valid {
-                return Err(AdminError::bad_request(
+                return Err(ApiError::bad_request(
                     "invalid_actor",
                     "X-Admin-Actor must be 1 to 64 letters, digits, '.', '_', '-' or '@'",
                 )
@@ -352,31 +238,31 @@ async fn authenticate(
 }
 
 /// A database connection for a handler (503 when the database is away).
-pub async fn connection(state: &AppState) -> Result<Object<AsyncPgConnection>, AdminError> {
+pub async fn connection(state: &AppState) -> Result<Object<AsyncPgConnection>, ApiError> {
     state
         .db
         .get()
         .await
-        .map_err(|e| AdminError::unavailable("database_unavailable", format!("database: {e}")))
+        .map_err(|e| ApiError::from(db::DbError::from(e)))
 }
 
 /// Parses a UUID from a path or body, naming what it is on failure.
-pub fn parse_uuid(value: &str, code: &'static str, what: &str) -> Result<Uuid, AdminError> {
+pub fn parse_uuid(value: &str, code: &'static str, what: &str) -> Result<Uuid, ApiError> {
     Uuid::parse_str(value.trim())
-        .map_err(|_| AdminError::bad_request(code, format!("{what} must be a UUID, got {value:?}")))
+        .map_err(|_| ApiError::bad_request(code, format!("{what} must be a UUID, got {value:?}")))
 }
 
 /// The `?tenant=<uuid>` scope of a read endpoint, checked to exist.
 pub async fn tenant_scope(
     conn: &mut AsyncPgConnection,
     query: &HashMap<String, String>,
-) -> Result<Option<Uuid>, AdminError> {
+) -> Result<Option<Uuid>, ApiError> {
     let Some(raw) = query.get("tenant") else {
         return Ok(None);
     };
     let tenant = parse_uuid(raw, "invalid_tenant", "tenant")?;
     if db::tenants::find_by_id(conn, tenant).await?.is_none() {
-        return Err(AdminError::not_found(
+        return Err(ApiError::not_found(
             "tenant_not_found",
             format!("no tenant {tenant}"),
         ));

@@ -15,15 +15,14 @@ use callvisor_actors::ids::{TenantId, E164};
 use callvisor_actors::phone_pool::messages::{Allocate, PoolError, Release};
 use callvisor_actors::phone_pool::valid_holder;
 
-use super::{connection, log_action, parse_uuid, tenant_scope, usd, AdminError, Operator};
+use super::{connection, log_action, parse_uuid, tenant_scope, usd, ApiError, Operator};
 use crate::db::numbers::{self, Change, ImportOutcome, NewNumber, NumberRow, SETTABLE_STATUSES};
 use crate::db::{audit, tenants};
 use crate::startup::AppState;
 
-impl From<diesel::result::Error> for AdminError {
-    fn from(e: diesel::result::Error) -> Self {
-        AdminError::from(crate::db::DbError::from(e))
-    }
+/// 503 `pool_unavailable`: the pool actor or its store failed (the cause is logged).
+fn pool_unavailable(e: impl std::error::Error + Send + Sync + 'static) -> ApiError {
+    ApiError::unavailable("pool_unavailable", "the phone-number pool is unavailable").with_source(e)
 }
 
 fn number_json(row: &NumberRow, month_price: f64) -> Value {
@@ -54,9 +53,9 @@ fn number_json(row: &NumberRow, month_price: f64) -> Value {
 }
 
 /// A phone number from a path segment or a body field (400 when malformed).
-pub fn parse_number(raw: &str) -> Result<String, AdminError> {
+pub fn parse_number(raw: &str) -> Result<String, ApiError> {
     E164::parse(raw).map(|n| n.to_string()).map_err(|e| {
-        AdminError::bad_request(
+        ApiError::bad_request(
             "invalid_phone_number",
             format!("{raw:?} is not a phone number in E.164 form (+ and 7 to 15 digits): {e}"),
         )
@@ -67,7 +66,7 @@ pub fn parse_number(raw: &str) -> Result<String, AdminError> {
 pub async fn status(
     state: web::Data<AppState>,
     query: web::Query<HashMap<String, String>>,
-) -> Result<HttpResponse, AdminError> {
+) -> Result<HttpResponse, ApiError> {
     let mut conn = connection(&state).await?;
     let tenant = tenant_scope(&mut conn, &query).await?;
     let rows = numbers::list(&mut conn, tenant).await?;
@@ -103,7 +102,7 @@ pub async fn show(
     state: web::Data<AppState>,
     path: web::Path<String>,
     query: web::Query<HashMap<String, String>>,
-) -> Result<HttpResponse, AdminError> {
+) -> Result<HttpResponse, ApiError> {
     let number = parse_number(&path)?;
     let mut conn = connection(&state).await?;
     let tenant = tenant_scope(&mut conn, &query).await?;
@@ -117,27 +116,24 @@ pub async fn show(
     )))
 }
 
-fn not_in_pool(number: &str) -> AdminError {
-    AdminError::not_found("number_not_found", format!("{number} is not in the pool"))
+fn not_in_pool(number: &str) -> ApiError {
+    ApiError::not_found("number_not_found", format!("{number} is not in the pool"))
 }
 
 /// A tenant referred to in a body: 422 when it does not exist.
-async fn body_tenant(
-    conn: &mut AsyncPgConnection,
-    raw: &str,
-) -> Result<tenants::Tenant, AdminError> {
+async fn body_tenant(conn: &mut AsyncPgConnection, raw: &str) -> Result<tenants::Tenant, ApiError> {
     let id = parse_uuid(raw, "invalid_tenant", "tenant_id")?;
     tenants::find_by_id(conn, id)
         .await?
         .map(|(tenant, _)| tenant)
-        .ok_or_else(|| AdminError::unprocessable("tenant_not_found", format!("no tenant {id}")))
+        .ok_or_else(|| ApiError::unprocessable("tenant_not_found", format!("no tenant {id}")))
 }
 
-fn check_dedicated_plan(state: &AppState, tenant: &tenants::Tenant) -> Result<(), AdminError> {
+fn check_dedicated_plan(state: &AppState, tenant: &tenants::Tenant) -> Result<(), ApiError> {
     if state.settings.pool.dedicated_plans.contains(&tenant.plan) {
         Ok(())
     } else {
-        Err(AdminError::unprocessable(
+        Err(ApiError::unprocessable(
             "plan_not_dedicated",
             format!(
                 "tenant {} is on the {} plan, which does not get dedicated numbers (pool.dedicated_plans)",
@@ -164,9 +160,9 @@ pub struct AddNumber {
     pub provider_sid: Option<String>,
 }
 
-fn check_status(raw: &str) -> Result<&'static str, AdminError> {
+fn check_status(raw: &str) -> Result<&'static str, ApiError> {
     if raw == "in_use" {
-        return Err(AdminError::unprocessable(
+        return Err(ApiError::unprocessable(
             "status_not_settable",
             "in_use is set by leases only",
         ));
@@ -176,7 +172,7 @@ fn check_status(raw: &str) -> Result<&'static str, AdminError> {
         .find(|s| **s == raw)
         .copied()
         .ok_or_else(|| {
-            AdminError::bad_request(
+            ApiError::bad_request(
                 "invalid_status",
                 format!(
                     "status must be one of {}, got {raw:?}",
@@ -191,14 +187,14 @@ pub async fn add(
     state: web::Data<AppState>,
     operator: Operator,
     body: web::Json<AddNumber>,
-) -> Result<HttpResponse, AdminError> {
+) -> Result<HttpResponse, ApiError> {
     let body = body.into_inner();
     let number = parse_number(&body.phone_number)?;
     let status = check_status(body.status.as_deref().unwrap_or("available"))?;
     let provider_sid = body.provider_sid.filter(|s| !s.trim().is_empty());
     if let Some(sid) = &provider_sid {
         if !sid.starts_with("PN") || !sid.bytes().all(|b| b.is_ascii_alphanumeric()) {
-            return Err(AdminError::bad_request(
+            return Err(ApiError::bad_request(
                 "invalid_provider_sid",
                 "provider_sid must be Twilio's PN… id",
             ));
@@ -216,7 +212,7 @@ pub async fn add(
     let actor = operator.0.clone();
     let row = {
         let number = number.clone();
-        conn.transaction::<_, AdminError, _>(async move |conn| {
+        conn.transaction::<_, ApiError, _>(async move |conn| {
             let new = NewNumber {
                 phone_number: &number,
                 status,
@@ -224,7 +220,7 @@ pub async fn add(
                 provider_sid: provider_sid.as_deref(),
             };
             let Some(row) = numbers::add(conn, &new).await? else {
-                return Err(AdminError::conflict(
+                return Err(ApiError::conflict(
                     "number_exists",
                     format!("{number} (or its provider id) is already in the pool"),
                 ));
@@ -253,18 +249,16 @@ pub async fn add(
 pub async fn import(
     state: web::Data<AppState>,
     operator: Operator,
-) -> Result<HttpResponse, AdminError> {
+) -> Result<HttpResponse, ApiError> {
     let account = crate::pool::twilio_account(&state.settings);
     let owned = account.list_numbers().await.map_err(|e| {
-        AdminError::unavailable(
-            "twilio_unavailable",
-            format!("listing the account's numbers: {e}"),
-        )
+        ApiError::unavailable("twilio_unavailable", "listing the account's numbers failed")
+            .with_source(e)
     })?;
     let mut conn = connection(&state).await?;
     let actor = operator.0.clone();
     let (added, known, skipped) = conn
-        .transaction::<_, AdminError, _>(async move |conn| {
+        .transaction::<_, ApiError, _>(async move |conn| {
             let (mut added, mut known, mut skipped) = (Vec::new(), Vec::new(), Vec::new());
             for n in &owned {
                 let Ok(number) = E164::parse(&n.phone_number) else {
@@ -305,11 +299,11 @@ pub async fn import(
     })))
 }
 
-fn changed(change: Change, number: &str, what: &str) -> Result<NumberRow, AdminError> {
+fn changed(change: Change, number: &str, what: &str) -> Result<NumberRow, ApiError> {
     match change {
         Change::Done(row) => Ok(*row),
         Change::NotFound => Err(not_in_pool(number)),
-        Change::InUse => Err(AdminError::conflict(
+        Change::InUse => Err(ApiError::conflict(
             "number_in_use",
             format!("{number} is leased right now; {what} once it is released"),
         )),
@@ -322,13 +316,13 @@ pub async fn remove(
     state: web::Data<AppState>,
     operator: Operator,
     path: web::Path<String>,
-) -> Result<HttpResponse, AdminError> {
+) -> Result<HttpResponse, ApiError> {
     let number = parse_number(&path)?;
     let mut conn = connection(&state).await?;
     let actor = operator.0.clone();
     let row = {
         let number = number.clone();
-        conn.transaction::<_, AdminError, _>(async move |conn| {
+        conn.transaction::<_, ApiError, _>(async move |conn| {
             let row = changed(numbers::remove(conn, &number).await?, &number, "remove it")?;
             audit::record(
                 conn,
@@ -360,7 +354,7 @@ pub async fn assign(
     operator: Operator,
     path: web::Path<String>,
     body: web::Json<Assign>,
-) -> Result<HttpResponse, AdminError> {
+) -> Result<HttpResponse, ApiError> {
     let number = parse_number(&path)?;
     let mut conn = connection(&state).await?;
     let tenant = body_tenant(&mut conn, &body.tenant_id).await?;
@@ -368,7 +362,7 @@ pub async fn assign(
     let actor = operator.0.clone();
     let row = {
         let number = number.clone();
-        conn.transaction::<_, AdminError, _>(async move |conn| {
+        conn.transaction::<_, ApiError, _>(async move |conn| {
             let before = numbers::find(conn, &number).await?;
             let row = changed(
                 numbers::set_dedicated(conn, &number, Some(tenant.id)).await?,
@@ -399,13 +393,13 @@ pub async fn unassign(
     state: web::Data<AppState>,
     operator: Operator,
     path: web::Path<String>,
-) -> Result<HttpResponse, AdminError> {
+) -> Result<HttpResponse, ApiError> {
     let number = parse_number(&path)?;
     let mut conn = connection(&state).await?;
     let actor = operator.0.clone();
     let row = {
         let number = number.clone();
-        conn.transaction::<_, AdminError, _>(async move |conn| {
+        conn.transaction::<_, ApiError, _>(async move |conn| {
             let before = numbers::find(conn, &number).await?;
             let row = changed(
                 numbers::set_dedicated(conn, &number, None).await?,
@@ -445,14 +439,14 @@ pub async fn set_status(
     operator: Operator,
     path: web::Path<String>,
     body: web::Json<SetStatus>,
-) -> Result<HttpResponse, AdminError> {
+) -> Result<HttpResponse, ApiError> {
     let number = parse_number(&path)?;
     let status = check_status(&body.status)?;
     let mut conn = connection(&state).await?;
     let actor = operator.0.clone();
     let row = {
         let number = number.clone();
-        conn.transaction::<_, AdminError, _>(async move |conn| {
+        conn.transaction::<_, ApiError, _>(async move |conn| {
             let before = numbers::find(conn, &number).await?;
             let row = changed(
                 numbers::set_status(conn, &number, status).await?,
@@ -496,13 +490,13 @@ pub async fn allocate(
     state: web::Data<AppState>,
     operator: Operator,
     body: web::Json<AllocateBody>,
-) -> Result<HttpResponse, AdminError> {
+) -> Result<HttpResponse, ApiError> {
     let body = body.into_inner();
     let holder = body
         .holder
         .unwrap_or_else(|| format!("adm:{}", Uuid::new_v4().simple()));
     if !valid_holder(&holder) {
-        return Err(AdminError::bad_request(
+        return Err(ApiError::bad_request(
             "invalid_holder",
             "holder must be 1 to 64 letters, digits, '_', '-', ':' or '.'",
         ));
@@ -512,7 +506,8 @@ pub async fn allocate(
         let mut conn = connection(&state).await?;
         body_tenant(&mut conn, &body.tenant_id).await?
     };
-    let tenant_key = TenantId::parse(&tenant.id.to_string()).map_err(AdminError::internal)?;
+    let tenant_key = TenantId::parse(&tenant.id.to_string())
+        .map_err(|e| ApiError::internal("tenant id").with_source(e))?;
     let allocation = state
         .pool
         .actor
@@ -522,22 +517,22 @@ pub async fn allocate(
             holder: holder.clone(),
         })
         .await
-        .map_err(|e| AdminError::unavailable("pool_unavailable", e.to_string()))?;
+        .map_err(pool_unavailable)?;
     let allocation = match allocation {
         Ok(allocation) => allocation,
         Err(PoolError::Exhausted) => {
-            return Err(AdminError::unavailable(
+            return Err(ApiError::unavailable(
                 "pool_exhausted",
                 format!("no phone number is free for tenant {}", tenant.id),
             ))
         }
         Err(PoolError::InvalidHolder) => {
-            return Err(AdminError::bad_request(
+            return Err(ApiError::bad_request(
                 "invalid_holder",
                 PoolError::InvalidHolder.to_string(),
             ))
         }
-        Err(e) => return Err(AdminError::unavailable("pool_unavailable", e.to_string())),
+        Err(e) => return Err(pool_unavailable(e)),
     };
     let mut conn = connection(&state).await?;
     audit::record(
@@ -567,18 +562,15 @@ pub async fn release(
     operator: Operator,
     path: web::Path<String>,
     query: web::Query<HashMap<String, String>>,
-) -> Result<HttpResponse, AdminError> {
+) -> Result<HttpResponse, ApiError> {
     let holder = path.into_inner();
     if !valid_holder(&holder) {
-        return Err(AdminError::bad_request(
-            "invalid_holder",
-            "malformed holder",
-        ));
+        return Err(ApiError::bad_request("invalid_holder", "malformed holder"));
     }
     let call_seconds = match query.get("call_seconds") {
         None => None,
         Some(raw) => Some(raw.parse::<u64>().map_err(|_| {
-            AdminError::bad_request(
+            ApiError::bad_request(
                 "invalid_call_seconds",
                 "call_seconds must be a whole number",
             )
@@ -592,10 +584,10 @@ pub async fn release(
             call_seconds,
         })
         .await
-        .map_err(|e| AdminError::unavailable("pool_unavailable", e.to_string()))?
-        .map_err(|e| AdminError::unavailable("pool_unavailable", e.to_string()))?;
+        .map_err(pool_unavailable)?
+        .map_err(pool_unavailable)?;
     let Some(number) = released else {
-        return Err(AdminError::not_found(
+        return Err(ApiError::not_found(
             "allocation_not_found",
             format!("{holder} holds no number"),
         ));

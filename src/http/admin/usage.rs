@@ -9,15 +9,15 @@ use actix_web::{web, HttpResponse};
 use chrono::{Datelike, NaiveDate, TimeZone, Utc};
 use serde_json::json;
 
-use super::{connection, tenant_scope, usd, AdminError};
+use super::{connection, tenant_scope, usd, ApiError};
 use crate::db::usage;
 use crate::startup::AppState;
 
 /// The first instants of `month` (YYYY-MM) and of the month after.
 fn month_bounds(
     month: Option<&str>,
-) -> Result<(String, chrono::DateTime<Utc>, chrono::DateTime<Utc>), AdminError> {
-    let bad = || AdminError::bad_request("invalid_month", "month must be YYYY-MM");
+) -> Result<(String, chrono::DateTime<Utc>, chrono::DateTime<Utc>), ApiError> {
+    let bad = || ApiError::bad_request("invalid_month", "month must be YYYY-MM");
     let first = match month {
         None => {
             let today = Utc::now().date_naive();
@@ -43,7 +43,7 @@ fn month_bounds(
 pub async fn usage(
     state: web::Data<AppState>,
     query: web::Query<HashMap<String, String>>,
-) -> Result<HttpResponse, AdminError> {
+) -> Result<HttpResponse, ApiError> {
     let (month, from, to) = month_bounds(query.get("month").map(String::as_str))?;
     let mut conn = connection(&state).await?;
     let tenant = tenant_scope(&mut conn, &query).await?;
