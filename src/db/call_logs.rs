@@ -68,7 +68,18 @@ struct Count {
 /// for one tenant count one after the other (each statement after the lock
 /// sees the rows committed before it).
 pub async fn open(conn: &mut AsyncPgConnection, call: NewCall<'_>) -> Result<Admission, DbError> {
+    open_on(conn, call, "pstn").await
+}
+
+/// [`open`] for a call on `channel` (`pstn`, `sip` or `whatsapp`): SIP and
+/// WhatsApp calls answered through OpenAI count against the same limit.
+pub async fn open_on(
+    conn: &mut AsyncPgConnection,
+    call: NewCall<'_>,
+    channel: &str,
+) -> Result<Admission, DbError> {
     let call = call.clone();
+    let channel = channel.to_owned();
     conn.transaction::<_, diesel::result::Error, _>(async move |conn| {
         {
             let limit: Limit = diesel::sql_query(
@@ -97,7 +108,7 @@ pub async fn open(conn: &mut AsyncPgConnection, call: NewCall<'_>) -> Result<Adm
                 "INSERT INTO call_logs
                      (call_sid, user_id, caller_number, recipient_number, direction, channel,
                       status, instance_id, heartbeat_at)
-                 VALUES ($1, $2, $3, $4, $5, 'pstn', 'in-progress', $6, now())
+                 VALUES ($1, $2, $3, $4, $5, $7, 'in-progress', $6, now())
                  ON CONFLICT (call_sid) DO UPDATE SET heartbeat_at = now()
                  WHERE call_logs.ended_at IS NULL",
             )
@@ -107,6 +118,7 @@ pub async fn open(conn: &mut AsyncPgConnection, call: NewCall<'_>) -> Result<Adm
             .bind::<Nullable<Text>, _>(call.recipient)
             .bind::<Text, _>(call.direction)
             .bind::<Text, _>(call.instance_id)
+            .bind::<Text, _>(&channel)
             .execute(&mut *conn)
             .await?;
             Ok(Admission::Admitted)

@@ -5,6 +5,7 @@ pub mod admin;
 pub mod error;
 pub mod health;
 pub mod metrics;
+pub mod openai_webhook;
 pub mod twilio_auth;
 pub mod twilio_media;
 pub mod twilio_status;
@@ -25,5 +26,6 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
         // The old engine's path for the same socket.
         .route("/twilio-media", web::get().to(twilio_media::media))
         .route("/twilio/status", web::post().to(twilio_status::status))
+        .route("/openai/webhook", web::post().to(openai_webhook::webhook))
         .configure(admin::routes);
 }

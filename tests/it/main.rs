@@ -19,5 +19,6 @@ mod migrations;
 mod multi_instance;
 mod pool;
 mod shutdown;
+mod sip;
 mod stream_auth;
 mod tools;

@@ -1,0 +1,210 @@
+//! Calls from SIP trunks and WhatsApp through OpenAI's SIP webhook: signature,
+//! dedupe, tenant routing, accept/reject bodies, and the call's end.
+
+use std::time::Duration;
+
+use callvisor_standins::sip_driver::incoming_event;
+use callvisor_standins::SipDriver;
+
+use crate::helpers::calls::{CallWorld, TENANT_NUMBER, UNKNOWN_NUMBER, UNSUBSCRIBED_NUMBER};
+use crate::helpers::sip::{self, call_id, driver, wait_for_control};
+
+const CALLER: &str = "+15550123456";
+
+#[actix_web::test]
+async fn a_signed_incoming_call_is_accepted_with_the_tenants_session() {
+    let world = sip::start().await;
+    sip::exec(
+        &world,
+        "UPDATE profiles SET voice = 'cedar' WHERE phone_number = '+15550100001'",
+    );
+    let id = call_id();
+
+    let (_, status) = driver(&world).incoming(&id, CALLER, TENANT_NUMBER).await;
+
+    assert_eq!(status, 200);
+    let body = wait_for_control(&world, &id, "accept").await;
+    assert_eq!(body["type"], "realtime");
+    assert_eq!(body["model"], "gpt-realtime");
+    assert_eq!(body["audio"]["output"]["voice"], "cedar");
+    let instructions = body["instructions"].as_str().unwrap();
+    assert!(
+        instructions.contains("You are the receptionist of Chez Test."),
+        "{instructions}"
+    );
+    let tools: Vec<&str> = body["tools"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|t| t["name"].as_str().unwrap())
+        .collect();
+    assert!(
+        tools.contains(&"end_call") && tools.contains(&"transfer_to_human"),
+        "{tools:?}"
+    );
+    let row = world.call_row(&id).expect("a call_logs row");
+    assert_eq!(row.caller_number.as_deref(), Some(CALLER));
+    assert_eq!(row.recipient_number.as_deref(), Some(TENANT_NUMBER));
+    assert_eq!(sip::channel(&world, &id).as_deref(), Some("sip"));
+    assert_eq!(world.standins.openai.call_controls(&id).len(), 1);
+    world.stop().await;
+}
+
+#[actix_web::test]
+async fn a_whatsapp_call_is_stored_with_its_channel() {
+    let world = sip::start().await;
+    let id = call_id();
+
+    let (_, status) = driver(&world)
+        .incoming_whatsapp(&id, "+250788123456", TENANT_NUMBER)
+        .await;
+
+    assert_eq!(status, 200);
+    wait_for_control(&world, &id, "accept").await;
+    assert_eq!(sip::channel(&world, &id).as_deref(), Some("whatsapp"));
+    world.stop().await;
+}
+
+#[actix_web::test]
+async fn unknown_and_unsubscribed_numbers_are_rejected_and_nothing_is_opened() {
+    let world = sip::start().await;
+    for to in [UNKNOWN_NUMBER, UNSUBSCRIBED_NUMBER] {
+        let id = call_id();
+        let (_, status) = driver(&world).incoming(&id, CALLER, to).await;
+        assert_eq!(status, 200);
+        let body = wait_for_control(&world, &id, "reject").await;
+        assert_eq!(body["status_code"], 603, "{to}");
+        assert_eq!(world.standins.openai.call_controls(&id).len(), 1, "{to}");
+    }
+    // A To that names no number at all.
+    let id = call_id();
+    let event = incoming_event(&id, &[("To", "sip:reception@sip.example.com")]);
+    assert_eq!(driver(&world).send(&event).await.1, 200);
+    wait_for_control(&world, &id, "reject").await;
+
+    assert_eq!(world.count("call_logs"), 0);
+    assert_eq!(world.standins.realtime.sessions_opened(), 0);
+    world.stop().await;
+}
+
+#[actix_web::test]
+async fn a_tenant_at_its_limit_gets_busy_here() {
+    let world = sip::start().await;
+    sip::exec(&world, "UPDATE profiles SET max_concurrent_calls = 0");
+    let id = call_id();
+
+    driver(&world).incoming(&id, CALLER, TENANT_NUMBER).await;
+
+    let body = wait_for_control(&world, &id, "reject").await;
+    assert_eq!(body["status_code"], 486);
+    assert_eq!(world.count("call_logs"), 0);
+    world.stop().await;
+}
+
+#[actix_web::test]
+async fn forged_tampered_and_stale_deliveries_are_refused_and_change_nothing() {
+    let world = sip::start().await;
+    let good = driver(&world);
+    let forger = SipDriver::new(good.url.clone(), "whsec_d3Jvbmctc2VjcmV0");
+    let id = call_id();
+    let event = incoming_event(
+        &id,
+        &[("From", "sip:+15550123456@x"), ("To", "sip:+15550100001@x")],
+    );
+
+    let forged = forger.sign(&event, 0);
+    let mut tampered = good.sign(&event, 0);
+    tampered.body = tampered.body.replace("+15550123456", "+15550123457");
+    let stale = good.sign(&event, 301);
+    let future = good.sign(&event, -301);
+    let mut unsigned = good.sign(&event, 0);
+    unsigned.signature = String::new();
+
+    for (what, delivery) in [
+        ("forged", &forged),
+        ("tampered", &tampered),
+        ("stale", &stale),
+        ("future", &future),
+        ("unsigned", &unsigned),
+    ] {
+        assert_eq!(good.post(delivery).await, 400, "{what}");
+    }
+    assert_eq!(world.count("webhook_events"), 0);
+    assert_eq!(world.count("call_logs"), 0);
+    assert!(world.standins.openai.requests().is_empty());
+    // The same event, rightly signed, goes through: the refusals were the signature's.
+    assert_eq!(good.post(&good.sign(&event, 0)).await, 200);
+    wait_for_control(&world, &id, "accept").await;
+    world.stop().await;
+}
+
+#[actix_web::test]
+async fn a_redelivered_webhook_id_is_handled_once() {
+    let world = sip::start().await;
+    let d = driver(&world);
+    let id = call_id();
+    let (delivery, first) = d.incoming(&id, CALLER, TENANT_NUMBER).await;
+    wait_for_control(&world, &id, "accept").await;
+
+    let second = d.post(&delivery).await;
+
+    assert_eq!((first, second), (200, 200));
+    // The redelivery's work would be a second accept: it must not come.
+    // (Sent after the first accept was seen; a second would follow as quickly.)
+    let again = callvisor_standins::wait_until(Duration::from_millis(500), || {
+        world.standins.openai.call_controls(&id).len() > 1
+    })
+    .await;
+    assert!(!again, "{:?}", world.standins.openai.call_controls(&id));
+    assert_eq!(world.count("webhook_events"), 1);
+    assert_eq!(world.count("call_logs"), 1);
+    world.stop().await;
+}
+
+#[actix_web::test]
+async fn the_ended_event_finishes_the_call_once() {
+    let world = sip::start().await;
+    let d = driver(&world);
+    let id = call_id();
+    d.incoming(&id, CALLER, TENANT_NUMBER).await;
+    wait_for_control(&world, &id, "accept").await;
+
+    assert_eq!(d.ended(&id).await.1, 200);
+    let first = world
+        .wait_for_row(&id, Duration::from_secs(10), |r| r.ended)
+        .await;
+    let ended_at = ended_at(&world, &id);
+    assert_eq!(d.ended(&id).await.1, 200);
+
+    let second = world.call_row(&id).unwrap();
+    assert_eq!(first.duration_seconds, second.duration_seconds);
+    assert_eq!(ended_at, self::ended_at(&world, &id));
+    assert_eq!(second.end_reason.as_deref(), Some("sip_ended"));
+    world.stop().await;
+}
+
+#[actix_web::test]
+async fn the_webhook_is_not_served_when_sip_is_off() {
+    let world = CallWorld::start().await;
+    let (_, status) = driver(&world)
+        .incoming(&call_id(), CALLER, TENANT_NUMBER)
+        .await;
+    assert_eq!(status, 404);
+    assert_eq!(world.count("webhook_events"), 0);
+    world.stop().await;
+}
+
+fn ended_at(world: &CallWorld, call_sid: &str) -> String {
+    use diesel::sql_types::Text;
+    use diesel::{QueryableByName, RunQueryDsl};
+    #[derive(QueryableByName)]
+    struct Row {
+        #[diesel(sql_type = Text)]
+        at: String,
+    }
+    diesel::sql_query("SELECT ended_at::text AS at FROM call_logs WHERE call_sid = $1")
+        .bind::<Text, _>(call_sid)
+        .get_result::<Row>(&mut world.db().connect())
+        .unwrap()
+        .at
+}
