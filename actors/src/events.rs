@@ -184,3 +184,5 @@ pub const SIP_CALL_REJECTED: &str = "SIP_CALL_REJECTED";
 pub const SIP_CONTROL_FAILED: &str = "SIP_CONTROL_FAILED";
 /// OpenAI reported a SIP call's end (`realtime.call.ended`); its record is finished.
 pub const SIP_CALL_ENDED: &str = "SIP_CALL_ENDED";
+/// A SIP/WhatsApp call's actors started on its sideband socket (no Twilio socket).
+pub const SIP_SIDEBAND_ATTACHED: &str = "SIP_SIDEBAND_ATTACHED";

@@ -119,9 +119,10 @@ pub fn accept_body(session: &SessionConfig) -> Value {
     body
 }
 
-/// `tel:` URI of an E.164 number, for `refer`'s `target_uri`.
-pub fn tel_uri(number: &str) -> String {
-    format!("tel:{number}")
+/// The sideband socket of `call_id`: the Realtime URL with `call_id` as its query.
+pub fn sideband_url(realtime_url: &str, call_id: &str) -> String {
+    let separator = if realtime_url.contains('?') { '&' } else { '?' };
+    format!("{realtime_url}{separator}call_id={call_id}")
 }
 
 #[cfg(test)]

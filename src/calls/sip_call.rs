@@ -1,11 +1,16 @@
 //! One accepted SIP/WhatsApp call: the accept request (after the webhook's
 //! answer) and, once OpenAI took it, the call's actors on its sideband socket.
 
+use std::sync::Arc;
 use std::time::Instant;
 
 use actix_web::web;
 use callvisor_actors::events;
+use callvisor_actors::ids::CallSid;
 use callvisor_actors::ports::CallPlan;
+use callvisor_actors::supervisor::sideband::AttachSideband;
+
+use crate::clients::openai_calls::OpenAiCalls;
 
 use super::sip::{self, Channel};
 use crate::db::call_logs::{self, Finish};
@@ -32,6 +37,7 @@ pub async fn accept(
                 channel.as_str(),
                 received.elapsed().as_millis()
             );
+            follow(state, &plan, client).await;
         }
         Err(e) => {
             log::error!(
@@ -39,21 +45,55 @@ pub async fn accept(
                 events::SIP_CONTROL_FAILED,
                 e.to_string()
             );
-            if let Ok(mut conn) = state.db.get().await {
-                let _ = call_logs::finish(
-                    &mut conn,
-                    Finish {
-                        call_sid: call_sid.as_str(),
-                        ended_at: chrono::Utc::now(),
-                        status: Some("failed"),
-                        duration_seconds: Some(0),
-                        end_reason: Some("accept_failed"),
-                        transferred_to: None,
-                        summary_after_seconds: None,
-                    },
-                )
-                .await;
-            }
+            give_up(state, &call_sid, "accept_failed").await;
         }
+    }
+}
+
+/// Starts the call's actors on its sideband socket, on this worker thread.
+async fn follow(state: &web::Data<AppState>, plan: &CallPlan, client: OpenAiCalls) {
+    let mut deps = state.calls.deps.clone();
+    deps.control = Arc::new(client);
+    deps.realtime.url =
+        sip::sideband_url(&state.settings.openai.realtime_url, plan.call_sid.as_str());
+    let attached = state
+        .calls
+        .supervisor
+        .send(AttachSideband {
+            call_sid: plan.call_sid.clone(),
+            tenant_id: plan.tenant_id.clone(),
+            deps,
+            arbiter: actix::Arbiter::current(),
+        })
+        .await;
+    if !matches!(attached, Ok(Ok(_))) {
+        // Draining (or the registry is gone): the call cannot be followed here.
+        log::warn!(
+            "{} call_sid={} tenant={} reason=not_attached",
+            events::SIP_CALL_REJECTED,
+            plan.call_sid,
+            plan.tenant_id
+        );
+        let _ = calls_client(state).hangup(plan.call_sid.as_str()).await;
+        give_up(state, &plan.call_sid, "not_attached").await;
+    }
+}
+
+/// Finishes the record of a call that never got its actors.
+async fn give_up(state: &AppState, call_sid: &CallSid, reason: &str) {
+    if let Ok(mut conn) = state.db.get().await {
+        let _ = call_logs::finish(
+            &mut conn,
+            Finish {
+                call_sid: call_sid.as_str(),
+                ended_at: chrono::Utc::now(),
+                status: Some("failed"),
+                duration_seconds: Some(0),
+                end_reason: Some(reason),
+                transferred_to: None,
+                summary_after_seconds: None,
+            },
+        )
+        .await;
     }
 }

@@ -4,6 +4,8 @@
 
 use std::sync::Arc;
 
+use callvisor_actors::ids::CallSid;
+use callvisor_actors::ports::{CallControl, PortError, PortFuture};
 use serde_json::{json, Value};
 
 use super::{client, error_from, RestError};
@@ -73,5 +75,48 @@ impl OpenAiCalls {
             return Err(error_from(response).await);
         }
         Ok(())
+    }
+}
+
+fn port_error(e: RestError) -> PortError {
+    PortError(format!("openai: {e}"))
+}
+
+/// A SIP call's controls, for its CallActor: a transfer is a SIP REFER to the
+/// number as a `tel:` URI; hanging up is `…/hangup`. The apology cannot be
+/// spoken by anyone but the agent, whose session is what failed, so the call
+/// is hung up (the caller hears the line close, as on a failed SIP call).
+impl CallControl for OpenAiCalls {
+    fn say_and_hang_up(
+        &self,
+        call_sid: &CallSid,
+        _text: &str,
+        _language: Option<&str>,
+    ) -> PortFuture<Result<(), PortError>> {
+        self.hang_up(call_sid)
+    }
+
+    fn transfer(
+        &self,
+        call_sid: &CallSid,
+        to: &str,
+        _caller_id: Option<&str>,
+    ) -> PortFuture<Result<(), PortError>> {
+        let client = self.clone();
+        let call_sid = call_sid.to_string();
+        let target = format!("tel:{to}");
+        Box::pin(async move { client.refer(&call_sid, &target).await.map_err(port_error) })
+    }
+
+    fn hang_up(&self, call_sid: &CallSid) -> PortFuture<Result<(), PortError>> {
+        let client = self.clone();
+        let call_sid = call_sid.to_string();
+        Box::pin(async move {
+            match client.hangup(&call_sid).await {
+                // 404: the call is already over, which is what was asked.
+                Err(RestError::Status { status: 404, .. }) => Ok(()),
+                other => other.map_err(port_error),
+            }
+        })
     }
 }

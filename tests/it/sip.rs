@@ -4,7 +4,7 @@
 use std::time::Duration;
 
 use callvisor_standins::sip_driver::incoming_event;
-use callvisor_standins::SipDriver;
+use callvisor_standins::{SessionCommand, SessionTarget, SipDriver};
 
 use crate::helpers::calls::{CallWorld, TENANT_NUMBER, UNKNOWN_NUMBER, UNSUBSCRIBED_NUMBER};
 use crate::helpers::sip::{self, call_id, driver, wait_for_control};
@@ -207,4 +207,137 @@ fn ended_at(world: &CallWorld, call_sid: &str) -> String {
         .get_result::<Row>(&mut world.db().connect())
         .unwrap()
         .at
+}
+
+/// An accepted call whose sideband session is configured; returns the session's index.
+async fn followed_call(world: &CallWorld, id: &str) -> usize {
+    driver(world).incoming(id, CALLER, TENANT_NUMBER).await;
+    wait_for_control(world, id, "accept").await;
+    let realtime = &world.standins.realtime;
+    let found = callvisor_standins::wait_until(Duration::from_secs(5), || {
+        realtime
+            .sessions()
+            .iter()
+            .any(|s| s.call_id.as_deref() == Some(id) && !s.session_updates.is_empty())
+    })
+    .await;
+    assert!(
+        found,
+        "no sideband session for {id}: {:?}",
+        realtime.sessions()
+    );
+    realtime
+        .sessions()
+        .iter()
+        .find(|s| s.call_id.as_deref() == Some(id))
+        .map(|s| s.index)
+        .unwrap()
+}
+
+async fn user_says(world: &CallWorld, index: usize, item: &str, text: &str) {
+    let mut frame = String::new();
+    callvisor_wire::protocol::realtime::write_input_transcription_completed(&mut frame, item, text);
+    world
+        .standins
+        .realtime
+        .command(SessionTarget::Index(index), SessionCommand::Raw(frame))
+        .await;
+}
+
+async fn wait_for_segments(world: &CallWorld, id: &str, n: usize) {
+    let stored =
+        callvisor_standins::wait_until(Duration::from_secs(5), || world.segments(id).len() >= n)
+            .await;
+    assert!(stored, "segments of {id}: {:?}", world.segments(id));
+}
+
+#[actix_web::test]
+async fn the_sideband_transcript_is_stored_in_order_on_its_channel() {
+    let world = sip::start().await;
+    let id = call_id();
+    let index = followed_call(&world, &id).await;
+    // The scripted session greets first (the tenant's greeting, as on a Twilio call).
+    wait_for_segments(&world, &id, 1).await;
+
+    user_says(&world, index, "item_u1", "A table for two, please.").await;
+    wait_for_segments(&world, &id, 2).await;
+    world
+        .standins
+        .realtime
+        .command(
+            SessionTarget::Index(index),
+            SessionCommand::AgentResponse {
+                transcript: "For when?".into(),
+            },
+        )
+        .await;
+    wait_for_segments(&world, &id, 3).await;
+    user_says(&world, index, "item_u2", "Tomorrow at seven.").await;
+    wait_for_segments(&world, &id, 4).await;
+    driver(&world).ended(&id).await;
+
+    let row = world
+        .wait_for_row(&id, Duration::from_secs(10), |r| {
+            r.ended && r.transcript.as_array().is_some_and(|t| t.len() == 4)
+        })
+        .await;
+    let said = crate::helpers::calls::transcript_pairs(&row.transcript);
+    let texts: Vec<(&str, &str)> = said.iter().map(|(r, t)| (r.as_str(), t.as_str())).collect();
+    assert_eq!(texts[0].0, "assistant");
+    assert_eq!(
+        &texts[1..],
+        &[
+            ("user", "A table for two, please."),
+            ("assistant", "For when?"),
+            ("user", "Tomorrow at seven."),
+        ]
+    );
+    assert_eq!(sip::channel(&world, &id).as_deref(), Some("sip"));
+    assert!(row.duration_seconds.is_some());
+    world.stop().await;
+}
+
+#[actix_web::test]
+async fn end_call_on_the_sideband_hangs_the_call_up() {
+    let world = sip::start().await;
+    let id = call_id();
+    followed_call(&world, &id).await;
+
+    world
+        .standins
+        .realtime
+        .emit_tool_call("end_call", "{}")
+        .await;
+
+    wait_for_control(&world, &id, "hangup").await;
+    let row = world
+        .wait_for_row(&id, Duration::from_secs(15), |r| r.ended)
+        .await;
+    assert_eq!(row.end_reason.as_deref(), Some("agent_ended"));
+    world.stop().await;
+}
+
+#[actix_web::test]
+async fn transfer_on_the_sideband_refers_to_the_tenants_number() {
+    let world = sip::start().await;
+    let id = call_id();
+    followed_call(&world, &id).await;
+
+    world
+        .standins
+        .realtime
+        .emit_tool_call("transfer_to_human", r#"{"reason":"asked for a person"}"#)
+        .await;
+
+    let body = wait_for_control(&world, &id, "refer").await;
+    assert_eq!(body["target_uri"], "tel:+15550177777");
+    driver(&world).ended(&id).await;
+    // The ended event finishes the row at once; the call's own end adds the transfer.
+    let row = world
+        .wait_for_row(&id, Duration::from_secs(10), |r| {
+            r.ended && r.transferred_to.is_some()
+        })
+        .await;
+    assert_eq!(row.transferred_to.as_deref(), Some("+15550177777"));
+    world.stop().await;
 }

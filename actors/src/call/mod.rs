@@ -22,6 +22,7 @@
 
 pub mod audio_bounds;
 pub mod barge_in;
+pub mod media;
 pub mod messages;
 pub mod phase;
 pub mod restart;

@@ -12,6 +12,7 @@
 //! counted in the database (they hold across instances), not here.
 
 pub mod messages;
+pub mod sideband;
 
 use std::collections::HashMap;
 use std::time::{Duration, Instant};
