@@ -5,6 +5,7 @@ use std::time::Duration;
 
 use callvisor_standins::sip_driver::incoming_event;
 use callvisor_standins::{SessionCommand, SessionTarget, SipDriver};
+use serde_json::Value;
 
 use crate::helpers::calls::{CallWorld, TENANT_NUMBER, UNKNOWN_NUMBER, UNSUBSCRIBED_NUMBER};
 use crate::helpers::sip::{self, call_id, driver, wait_for_control};
@@ -339,5 +340,83 @@ async fn transfer_on_the_sideband_refers_to_the_tenants_number() {
         })
         .await;
     assert_eq!(row.transferred_to.as_deref(), Some("+15550177777"));
+    world.stop().await;
+}
+
+#[actix_web::test]
+async fn the_callers_country_code_chooses_among_the_tenants_languages() {
+    let world = sip::start().await;
+    // Only the preferred language until the tenant allows several.
+    let id = call_id();
+    driver(&world)
+        .incoming(&id, "+33142000000", TENANT_NUMBER)
+        .await;
+    let body = wait_for_control(&world, &id, "accept").await;
+    assert!(
+        body["instructions"]
+            .as_str()
+            .unwrap()
+            .contains("Speak English"),
+        "{body}"
+    );
+
+    sip::exec(
+        &world,
+        "UPDATE profiles SET allowed_languages = '{en,fr,rw,ja}' WHERE phone_number = '+15550100001'",
+    );
+    for (caller, language, transcription) in [
+        ("+250788123456", "Kinyarwanda", Value::Null),
+        ("+33142000000", "French", Value::from("fr")),
+        ("+81312345678", "Japanese", Value::from("ja")),
+        ("+15550123456", "English", Value::from("en")),
+    ] {
+        let id = call_id();
+        driver(&world).incoming(&id, caller, TENANT_NUMBER).await;
+        let body = wait_for_control(&world, &id, "accept").await;
+        let instructions = body["instructions"].as_str().unwrap();
+        assert!(
+            instructions.contains(&format!("Speak {language}")),
+            "{caller}: {instructions}"
+        );
+        let chosen = &body["audio"]["input"]["transcription"]["language"];
+        assert_eq!(chosen, &transcription, "{caller}");
+    }
+    world.stop().await;
+}
+
+#[actix_web::test]
+async fn a_twilio_callers_busy_message_is_in_their_countrys_language() {
+    let world = sip::start().await;
+    sip::exec(
+        &world,
+        "UPDATE profiles SET allowed_languages = '{en,fr}', max_concurrent_calls = 0",
+    );
+    let call_sid = format!("CA{}", uuid::Uuid::new_v4().simple());
+    let params: Vec<(String, String)> = [
+        ("AccountSid", "AC00000000000000000000000000000000"),
+        ("CallSid", call_sid.as_str()),
+        ("CallStatus", "ringing"),
+        ("Direction", "inbound"),
+        ("From", "+33142000000"),
+        ("To", TENANT_NUMBER),
+    ]
+    .iter()
+    .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+    .collect();
+    let signature = callvisor_wire::signing::twilio::expected_signature(
+        crate::helpers::calls::TWILIO_AUTH_TOKEN,
+        &format!("{}/twilio/voice", crate::helpers::calls::PUBLIC_URL),
+        &params,
+    );
+    let mut response = awc::Client::new()
+        .post(format!("{}/twilio/voice", world.app.address))
+        .insert_header(("X-Twilio-Signature", signature))
+        .send_form(&params)
+        .await
+        .unwrap();
+    let twiml = String::from_utf8(response.body().await.unwrap().to_vec()).unwrap();
+
+    assert!(twiml.contains("Toutes nos lignes sont occupées"), "{twiml}");
+    assert!(twiml.contains("fr"), "{twiml}");
     world.stop().await;
 }
