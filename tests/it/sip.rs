@@ -420,3 +420,37 @@ async fn a_twilio_callers_busy_message_is_in_their_countrys_language() {
     assert!(twiml.contains("fr"), "{twiml}");
     world.stop().await;
 }
+
+#[actix_web::test]
+async fn a_dropped_sideband_socket_is_reconnected_to_the_same_call() {
+    let world = sip::start().await;
+    let id = call_id();
+    let index = followed_call(&world, &id).await;
+
+    world
+        .standins
+        .realtime
+        .command(SessionTarget::Index(index), SessionCommand::Drop)
+        .await;
+
+    let realtime = &world.standins.realtime;
+    let reconnected = callvisor_standins::wait_until(Duration::from_secs(10), || {
+        realtime
+            .sessions()
+            .iter()
+            .filter(|s| s.call_id.as_deref() == Some(id.as_str()))
+            .count()
+            == 2
+    })
+    .await;
+    assert!(reconnected, "{:?}", realtime.sessions());
+    // Still live: nothing hung it up.
+    assert!(!world.call_row(&id).unwrap().ended);
+    assert!(world
+        .standins
+        .openai
+        .call_controls(&id)
+        .iter()
+        .all(|(a, _)| a == "accept"));
+    world.stop().await;
+}
