@@ -1,13 +1,14 @@
 //! One accepted SIP/WhatsApp call: the accept request (after the webhook's
 //! answer) and, once OpenAI took it, the call's actors on its sideband socket.
 
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Instant;
 
 use actix_web::web;
 use callvisor_actors::events;
 use callvisor_actors::ids::CallSid;
-use callvisor_actors::ports::CallPlan;
+use callvisor_actors::ports::{CallControl, CallPlan, PortError, PortFuture};
 use callvisor_actors::supervisor::sideband::AttachSideband;
 
 use crate::clients::openai_calls::OpenAiCalls;
@@ -53,7 +54,10 @@ pub async fn accept(
 /// Starts the call's actors on its sideband socket, on this worker thread.
 async fn follow(state: &web::Data<AppState>, plan: &CallPlan, client: OpenAiCalls) {
     let mut deps = state.calls.deps.clone();
-    deps.control = Arc::new(client);
+    deps.control = Arc::new(SipControl {
+        client,
+        hung_up: Arc::new(AtomicBool::new(false)),
+    });
     deps.realtime.url =
         sip::sideband_url(&state.settings.openai.realtime_url, plan.call_sid.as_str());
     let attached = state
@@ -95,5 +99,59 @@ async fn give_up(state: &AppState, call_sid: &CallSid, reason: &str) {
             },
         )
         .await;
+    }
+}
+
+/// One call's controls: OpenAI's, with the hang-up asked at most once (the
+/// agent's failure and the end of the call both hang up); a failed hang-up
+/// may be asked again.
+struct SipControl {
+    client: OpenAiCalls,
+    hung_up: Arc<AtomicBool>,
+}
+
+impl SipControl {
+    fn once(
+        &self,
+        hang_up: PortFuture<Result<(), PortError>>,
+    ) -> PortFuture<Result<(), PortError>> {
+        let flag = self.hung_up.clone();
+        Box::pin(async move {
+            let result = hang_up.await;
+            if result.is_err() {
+                flag.store(false, Ordering::Release);
+            }
+            result
+        })
+    }
+}
+
+impl CallControl for SipControl {
+    fn say_and_hang_up(
+        &self,
+        call_sid: &CallSid,
+        text: &str,
+        language: Option<&str>,
+    ) -> PortFuture<Result<(), PortError>> {
+        if self.hung_up.swap(true, Ordering::AcqRel) {
+            return Box::pin(async { Ok(()) });
+        }
+        self.once(self.client.say_and_hang_up(call_sid, text, language))
+    }
+
+    fn transfer(
+        &self,
+        call_sid: &CallSid,
+        to: &str,
+        caller_id: Option<&str>,
+    ) -> PortFuture<Result<(), PortError>> {
+        self.client.transfer(call_sid, to, caller_id)
+    }
+
+    fn hang_up(&self, call_sid: &CallSid) -> PortFuture<Result<(), PortError>> {
+        if self.hung_up.swap(true, Ordering::AcqRel) {
+            return Box::pin(async { Ok(()) });
+        }
+        self.once(self.client.hang_up(call_sid))
     }
 }

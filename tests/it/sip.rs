@@ -454,3 +454,33 @@ async fn a_dropped_sideband_socket_is_reconnected_to_the_same_call() {
         .all(|(a, _)| a == "accept"));
     world.stop().await;
 }
+
+#[actix_web::test]
+async fn a_sideband_that_cannot_come_back_ends_the_call_once() {
+    let world = sip::start().await;
+    let id = call_id();
+    let index = followed_call(&world, &id).await;
+
+    // The call is over on OpenAI's side: the socket closes and will not reopen.
+    world.standins.realtime.refuse_connections(true);
+    world
+        .standins
+        .realtime
+        .command(SessionTarget::Index(index), SessionCommand::Close)
+        .await;
+
+    wait_for_control(&world, &id, "hangup").await;
+    let row = world
+        .wait_for_row(&id, Duration::from_secs(20), |r| r.ended)
+        .await;
+    assert_eq!(row.end_reason.as_deref(), Some("upstream_failed"));
+    let hangups = world
+        .standins
+        .openai
+        .call_controls(&id)
+        .iter()
+        .filter(|(a, _)| a == "hangup")
+        .count();
+    assert_eq!(hangups, 1);
+    world.stop().await;
+}
