@@ -484,3 +484,24 @@ async fn a_sideband_that_cannot_come_back_ends_the_call_once() {
     assert_eq!(hangups, 1);
     world.stop().await;
 }
+
+#[test]
+fn the_webhook_secret_is_required_only_when_sip_is_on() {
+    use callvisor::config::{self, Purpose};
+    let mut env = crate::helpers::app::test_env("postgres://127.0.0.1/x");
+    assert!(config::load_from(std::path::Path::new("config"), &env, Purpose::Serve).is_ok());
+
+    env.insert("CALLVISOR__FEATURES__OPENAI_SIP".into(), "true".into());
+    let refused = config::load_from(std::path::Path::new("config"), &env, Purpose::Serve)
+        .err()
+        .expect("the secret is required");
+    let variables: Vec<&str> = refused
+        .issues()
+        .iter()
+        .map(|i| i.variable.as_str())
+        .collect();
+    assert_eq!(variables, ["OPENAI_WEBHOOK_SECRET"]);
+
+    env.insert("OPENAI_WEBHOOK_SECRET".into(), sip::WEBHOOK_SECRET.into());
+    assert!(config::load_from(std::path::Path::new("config"), &env, Purpose::Serve).is_ok());
+}
