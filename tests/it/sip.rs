@@ -493,8 +493,7 @@ fn the_webhook_secret_is_required_only_when_sip_is_on() {
 
     env.insert("CALLVISOR__FEATURES__OPENAI_SIP".into(), "true".into());
     let refused = config::load_from(std::path::Path::new("config"), &env, Purpose::Serve)
-        .err()
-        .expect("the secret is required");
+        .expect_err("the secret is required");
     let variables: Vec<&str> = refused
         .issues()
         .iter()
