@@ -182,3 +182,19 @@ pub const ADMIN_AUTH_FAILED: &str = "ADMIN_AUTH_FAILED";
 /// A source went over a rate limit (`class=`, `source=`): its first refusal,
 /// then one line per window with the count refused meanwhile (sampled).
 pub const RATE_LIMITED: &str = "RATE_LIMITED";
+
+// Calls through OpenAI SIP (SIP trunks, WhatsApp).
+/// An OpenAI webhook was refused (`reason=` missing headers, bad or stale signature); nothing was done.
+pub const SIP_WEBHOOK_REFUSED: &str = "SIP_WEBHOOK_REFUSED";
+/// An OpenAI webhook delivery (`webhook_id=`) was seen before: answered 200, nothing done.
+pub const SIP_WEBHOOK_DUPLICATE: &str = "SIP_WEBHOOK_DUPLICATE";
+/// A SIP/WhatsApp call was accepted through OpenAI (`latency_ms=` since its webhook arrived).
+pub const SIP_CALL_ACCEPTED: &str = "SIP_CALL_ACCEPTED";
+/// A SIP/WhatsApp call was rejected (`reason=`, `sip_status=`); nothing was opened for it.
+pub const SIP_CALL_REJECTED: &str = "SIP_CALL_REJECTED";
+/// An accept, reject, refer or hang-up request to OpenAI failed (`action=`).
+pub const SIP_CONTROL_FAILED: &str = "SIP_CONTROL_FAILED";
+/// OpenAI reported a SIP call's end (`realtime.call.ended`); its record is finished.
+pub const SIP_CALL_ENDED: &str = "SIP_CALL_ENDED";
+/// A SIP/WhatsApp call's actors started on its sideband socket (no Twilio socket).
+pub const SIP_SIDEBAND_ATTACHED: &str = "SIP_SIDEBAND_ATTACHED";

@@ -177,10 +177,10 @@ fn start_call(probe: &Arc<Probe>, realtime_url: String, tuning: CallTuning) -> A
         recorder.clone().recipient(),
         recorder.recipient(),
         7,
-        StreamIdentity {
+        Some(StreamIdentity {
             stream_sid: StreamSid::parse("MZ1").unwrap(),
             account_sid: Some("AC1".to_owned()),
-        },
+        }),
     )
     .start()
 }

@@ -152,7 +152,7 @@ fn start_call(probe: &Arc<Probe>, realtime_url: String, max_reconnects: u32) -> 
         recorder.clone().recipient(),
         recorder.recipient(),
         7,
-        identity("MZ1"),
+        Some(identity("MZ1")),
     )
     .start()
 }

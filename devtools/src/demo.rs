@@ -3,7 +3,10 @@
 //! serves on `PORT` exactly as `serve` does, places a few simulated Twilio
 //! calls through the real webhook and media socket, prints each call's
 //! transcript and summary as read back from PostgreSQL, and keeps serving
-//! until Ctrl-C (or exits, with `--exit-after-calls`).
+//! until Ctrl-C (or exits, with `--exit-after-calls`). Next to the Twilio
+//! calls, one WhatsApp call arrives the way OpenAI SIP delivers it: a signed
+//! `realtime.call.incoming` webhook, the accept, the sideband socket (a
+//! Kigali caller, answered in Kinyarwanda), then `realtime.call.ended`.
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -16,7 +19,9 @@ use callvisor_actors::events;
 
 use callvisor::config::{self, EnvVars, Purpose, Settings};
 use callvisor::startup::Application;
-use callvisor_standins::{place_call, CallEnd, CallerConfig, StandIns};
+use callvisor_standins::{
+    place_call, CallEnd, CallerConfig, SessionCommand, SessionTarget, SipDriver, StandIns,
+};
 
 /// Prints a line to stdout; a closed pipe (`| head`) is not an error worth a panic.
 macro_rules! out {
@@ -51,7 +56,16 @@ const PLACEHOLDERS: &[(&str, &str)] = &[
     ("TWILIO_ACCOUNT_SID", "AC00000000000000000000000000000000"),
     ("TWILIO_AUTH_TOKEN", "demo-twilio-auth-token"),
     ("ADMIN_TOKEN", "demo-admin-token-change-me"),
+    // The stand-in driver signs the demo's webhooks with this.
+    ("OPENAI_WEBHOOK_SECRET", DEMO_WEBHOOK_SECRET),
+    ("CALLVISOR__FEATURES__OPENAI_SIP", "true"),
 ];
+
+/// The demo project's webhook secret (base64 of "callvisor-demo-webhook-secret").
+const DEMO_WEBHOOK_SECRET: &str = "whsec_Y2FsbHZpc29yLWRlbW8td2ViaG9vay1zZWNyZXQ=";
+/// The WhatsApp call: a Kigali number calling the salon, which allows several languages.
+const WHATSAPP_CALLER: &str = "+250788100100";
+const WHATSAPP_TENANT: &str = "+15550100200";
 
 #[derive(QueryableByName)]
 struct CallSummaryRow {
@@ -59,6 +73,8 @@ struct CallSummaryRow {
     call_sid: String,
     #[diesel(sql_type = Nullable<Text>)]
     recipient_number: Option<String>,
+    #[diesel(sql_type = Text)]
+    channel: String,
     #[diesel(sql_type = Text)]
     status: String,
     #[diesel(sql_type = Nullable<Integer>)]
@@ -128,7 +144,66 @@ fn seed(url: &str) -> Result<(), String> {
         .execute(&mut conn)
         .map_err(|e| e.to_string())?;
     }
+    diesel::sql_query(
+        "UPDATE profiles SET allowed_languages = '{fr,rw,en}' WHERE phone_number = $1",
+    )
+    .bind::<Text, _>(WHATSAPP_TENANT)
+    .execute(&mut conn)
+    .map_err(|e| e.to_string())?;
     Ok(())
+}
+
+/// One WhatsApp call through OpenAI SIP, driven by the stand-ins; returns its call id.
+async fn whatsapp_call(address: &str, standins: &StandIns) -> Result<String, String> {
+    let driver = SipDriver::new(format!("{address}/openai/webhook"), DEMO_WEBHOOK_SECRET);
+    let call_id = format!("rtc_{}", uuid::Uuid::new_v4().simple());
+    let (_, status) = driver
+        .incoming_whatsapp(&call_id, WHATSAPP_CALLER, WHATSAPP_TENANT)
+        .await;
+    if status != 200 {
+        return Err(format!("the webhook answered {status}"));
+    }
+    let realtime = &standins.realtime;
+    let opened = callvisor_standins::wait_until(Duration::from_secs(10), || {
+        realtime.sessions().iter().any(|s| {
+            s.call_id.as_deref() == Some(call_id.as_str()) && !s.session_updates.is_empty()
+        })
+    })
+    .await;
+    let index = realtime
+        .sessions()
+        .iter()
+        .find(|s| s.call_id.as_deref() == Some(call_id.as_str()))
+        .map(|s| s.index)
+        .filter(|_| opened)
+        .ok_or("no sideband session was opened")?;
+    let accept = standins.openai.call_controls(&call_id);
+    out!(
+        "whatsapp call {call_id} to {WHATSAPP_TENANT}: OpenAI got {:?}, sideband session {index}",
+        accept.iter().map(|(a, _)| a.as_str()).collect::<Vec<_>>()
+    );
+    // The greeting plays; then the caller asks, the agent answers.
+    actix_web::rt::time::sleep(Duration::from_millis(1500)).await;
+    let mut frame = String::new();
+    callvisor_wire::protocol::realtime::write_input_transcription_completed(
+        &mut frame,
+        "item_wa_1",
+        "Muraho, ndashaka gufata umwanya ejo saa tatu.",
+    );
+    realtime
+        .command(SessionTarget::Index(index), SessionCommand::Raw(frame))
+        .await;
+    realtime
+        .command(
+            SessionTarget::Index(index),
+            SessionCommand::AgentResponse {
+                transcript: "Yego, ejo saa tatu. Murakoze!".into(),
+            },
+        )
+        .await;
+    actix_web::rt::time::sleep(Duration::from_millis(1500)).await;
+    driver.ended(&call_id).await;
+    Ok(call_id)
 }
 
 async fn demo(exit_after_calls: bool) -> Result<(), String> {
@@ -177,8 +252,16 @@ async fn demo(exit_after_calls: bool) -> Result<(), String> {
         };
         place_call(caller)
     });
-    let reports = futures_util::future::join_all(calls).await;
+    let (reports, whatsapp) = futures_util::future::join(
+        futures_util::future::join_all(calls),
+        whatsapp_call(&address, &standins),
+    )
+    .await;
     let mut answered = Vec::new();
+    match whatsapp {
+        Ok(call_id) => answered.push(call_id),
+        Err(e) => out!("whatsapp call failed: {e}"),
+    }
     for (report, (number, ..)) in reports.into_iter().zip(TENANTS) {
         let report = report.map_err(|e| e.to_string())?;
         out!(
@@ -218,7 +301,7 @@ fn read_back(url: &str, call_sids: &[String]) -> Result<Vec<CallSummaryRow>, Str
     let deadline = Instant::now() + Duration::from_secs(20);
     loop {
         let rows: Vec<CallSummaryRow> = diesel::sql_query(
-            "SELECT call_sid, recipient_number, status, duration_seconds, transcript, summary
+            "SELECT call_sid, recipient_number, channel, status, duration_seconds, transcript, summary
              FROM call_logs WHERE call_sid = ANY($1) ORDER BY recipient_number",
         )
         .bind::<diesel::sql_types::Array<Text>, _>(call_sids)
@@ -234,9 +317,10 @@ fn read_back(url: &str, call_sids: &[String]) -> Result<Vec<CallSummaryRow>, Str
 
 fn print_call(row: &CallSummaryRow) {
     out!(
-        "\n── {} to {} ── status {}, {} s",
+        "\n── {} to {} ({}) ── status {}, {} s",
         row.call_sid,
         row.recipient_number.as_deref().unwrap_or("-"),
+        row.channel,
         row.status,
         row.duration_seconds.unwrap_or_default()
     );

@@ -4,6 +4,8 @@
 //! that keep them counted across instances, summaries).
 
 pub mod plan;
+pub mod sip;
+pub mod sip_call;
 pub mod spill;
 pub mod store;
 pub mod stream_auth;

@@ -50,6 +50,41 @@ pub fn apology(tag: &str) -> &'static str {
     }
 }
 
+/// The language a country's callers are answered in, by calling code
+/// (longest prefix first: none of these is a prefix of another).
+const COUNTRY_LANGUAGES: &[(&str, &str)] = &[
+    ("+250", "rw"),
+    ("+33", "fr"),
+    ("+81", "ja"),
+    ("+1", "en"),
+    ("+44", "en"),
+];
+
+/// The language of a call (SPEC §6): when the tenant allows several, the one
+/// of the caller's country code if it is allowed, else the tenant's preferred
+/// language (also when the caller's number is unknown or withheld).
+pub fn language_for(tenant: &Tenant, caller: Option<&str>) -> String {
+    if tenant.allowed_languages.is_empty() {
+        return tenant.preferred_language.clone();
+    }
+    let by_country = caller.and_then(|number| {
+        COUNTRY_LANGUAGES
+            .iter()
+            .find(|(code, _)| number.starts_with(code))
+            .map(|(_, language)| *language)
+    });
+    let allowed = |tag: &str| {
+        tenant
+            .allowed_languages
+            .iter()
+            .find(|a| a.as_str() == tag || a.split('-').next() == Some(tag))
+    };
+    by_country
+        .and_then(allowed)
+        .cloned()
+        .unwrap_or_else(|| tenant.preferred_language.clone())
+}
+
 /// The numbers of a call as the agent sees them: the customer on the line
 /// and ours. Not the log's from/to: on an outbound (campaign) call the log's
 /// caller is our pool number and the customer is the number called.
@@ -98,7 +133,7 @@ pub fn build(
     numbers: CallNumbers,
     openai: &OpenAiSettings,
 ) -> CallPlan {
-    let language = tenant.preferred_language.clone();
+    let language = language_for(tenant, numbers.caller.as_deref());
     let base = if prompt.system_prompt.trim().is_empty() {
         DEFAULT_INSTRUCTIONS
     } else {
@@ -140,6 +175,49 @@ pub fn build(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn tenant(preferred: &str, allowed: &[&str]) -> Tenant {
+        Tenant {
+            id: uuid::Uuid::nil(),
+            phone_number: None,
+            is_subscribed: true,
+            plan: "standard".into(),
+            max_concurrent_calls: 5,
+            handoff_number: None,
+            preferred_language: preferred.into(),
+            voice: None,
+            allowed_languages: allowed.iter().map(|a| (*a).to_owned()).collect(),
+        }
+    }
+
+    #[test]
+    fn the_country_code_picks_an_allowed_language() {
+        let several = tenant("en", &["en", "fr", "rw", "ja"]);
+        for (caller, want) in [
+            ("+250788123456", "rw"),
+            ("+33142000000", "fr"),
+            ("+81312345678", "ja"),
+            ("+15550123456", "en"),
+            ("+4930123456", "en"),
+        ] {
+            assert_eq!(language_for(&several, Some(caller)), want, "{caller}");
+        }
+        assert_eq!(language_for(&several, None), "en");
+        // Not allowed, or no choice at all: the preferred language.
+        assert_eq!(
+            language_for(&tenant("fr", &["fr", "en"]), Some("+81312345678")),
+            "fr"
+        );
+        assert_eq!(
+            language_for(&tenant("fr", &[]), Some("+250788123456")),
+            "fr"
+        );
+        // A regional tag counts for its language.
+        assert_eq!(
+            language_for(&tenant("en", &["en", "fr-CA"]), Some("+33142000000")),
+            "fr-CA"
+        );
+    }
 
     #[test]
     fn the_customer_is_who_called_in_and_who_was_called_out() {

@@ -2,6 +2,7 @@
 //! configuration, so local stand-ins can replace the vendors. awc clients hold
 //! `Rc`s: one per worker thread, made on first use.
 
+pub mod openai_calls;
 pub mod openai_rest;
 pub mod twilio_numbers;
 pub mod twilio_rest;

@@ -70,7 +70,18 @@ struct Count {
 /// sees the rows committed before it). A call whose row has ended is
 /// [`Admission::Ended`], whatever the limit: an end is final.
 pub async fn open(conn: &mut AsyncPgConnection, call: NewCall<'_>) -> Result<Admission, DbError> {
+    open_on(conn, call, "pstn").await
+}
+
+/// [`open`] for a call on `channel` (`pstn`, `sip` or `whatsapp`): SIP and
+/// WhatsApp calls answered through OpenAI count against the same limit.
+pub async fn open_on(
+    conn: &mut AsyncPgConnection,
+    call: NewCall<'_>,
+    channel: &str,
+) -> Result<Admission, DbError> {
     let call = call.clone();
+    let channel = channel.to_owned();
     conn.transaction::<_, diesel::result::Error, _>(async move |conn| {
         {
             // Checked before the limit, so a replay hears a hang-up, not "busy".
@@ -111,7 +122,7 @@ pub async fn open(conn: &mut AsyncPgConnection, call: NewCall<'_>) -> Result<Adm
                 "INSERT INTO call_logs
                      (call_sid, user_id, caller_number, recipient_number, direction, channel,
                       status, instance_id, heartbeat_at)
-                 VALUES ($1, $2, $3, $4, $5, 'pstn', 'in-progress', $6, now())
+                 VALUES ($1, $2, $3, $4, $5, $7, 'in-progress', $6, now())
                  ON CONFLICT (call_sid) DO UPDATE SET heartbeat_at = now()
                  WHERE call_logs.ended_at IS NULL",
             )
@@ -121,6 +132,7 @@ pub async fn open(conn: &mut AsyncPgConnection, call: NewCall<'_>) -> Result<Adm
             .bind::<Nullable<Text>, _>(call.recipient)
             .bind::<Text, _>(call.direction)
             .bind::<Text, _>(call.instance_id)
+            .bind::<Text, _>(&channel)
             .execute(&mut *conn)
             .await?;
             Ok(if written == 0 {

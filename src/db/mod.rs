@@ -19,6 +19,7 @@ pub mod schema;
 pub mod tenants;
 pub mod transcripts;
 pub mod usage;
+pub mod webhook_events;
 
 use std::time::Duration;
 

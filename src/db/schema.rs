@@ -132,6 +132,7 @@ diesel::table! {
         voice -> Nullable<Text>,
         created_at -> Timestamptz,
         updated_at -> Timestamptz,
+        allowed_languages -> Array<Text>,
     }
 }
 

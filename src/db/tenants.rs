@@ -27,6 +27,8 @@ pub struct Tenant {
     pub preferred_language: String,
     /// The agent's voice, when not the default.
     pub voice: Option<String>,
+    /// Languages the agent may pick by the caller's country code (empty: preferred only).
+    pub allowed_languages: Vec<String>,
 }
 
 /// The tenant's agent instructions.

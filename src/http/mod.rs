@@ -6,6 +6,7 @@ pub mod client_addr;
 pub mod error;
 pub mod health;
 pub mod metrics;
+pub mod openai_webhook;
 pub mod rate_limit;
 pub mod readiness;
 pub mod twilio_auth;
@@ -58,6 +59,11 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
             twilio("/twilio/status")
                 .wrap(from_fn(rate_limit::twilio))
                 .post(twilio_status::status),
+        )
+        .service(
+            web::resource("/openai/webhook")
+                .wrap(from_fn(rate_limit::webhooks))
+                .post(openai_webhook::webhook),
         )
         .configure(admin::routes);
 }

@@ -149,10 +149,11 @@ pub async fn voice(
             "{} call_sid={call_sid} tenant={tenant_id} reason=concurrency_limit limit={limit}",
             events::CALL_REJECTED
         );
-        let busy = busy_message(&tenant.preferred_language);
+        let language = plan::language_for(&tenant, Some(&caller));
+        let busy = busy_message(&language);
         return Ok(twiml_response(twiml::say_and_hang_up(
             busy,
-            Some(&tenant.preferred_language),
+            Some(&language),
         )));
     }
 

@@ -57,6 +57,7 @@ pub mod playback;
 pub mod realtime_script;
 pub mod realtime_server;
 mod server;
+pub mod sip_driver;
 pub mod twilio_caller;
 pub mod twilio_rest;
 pub mod twiml;
@@ -69,6 +70,7 @@ pub use realtime_server::{
     SessionTarget,
 };
 pub use server::{any_local_port, new_sid, wait_until};
+pub use sip_driver::{Delivery, SipDriver};
 pub use twilio_caller::{
     place_call, CallEnd, CallReport, CallerConfig, CallerError, CallerSession, CloseReason,
     SignatureMode,

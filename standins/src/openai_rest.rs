@@ -147,6 +147,21 @@ impl OpenAiRest {
             .collect()
     }
 
+    /// The SIP call controls received for `call_id`, in order: `(action, body)` with
+    /// `action` one of `accept`, `reject`, `refer`, `hangup` (the body is `Null` when empty).
+    #[must_use]
+    pub fn call_controls(&self, call_id: &str) -> Vec<(String, Value)> {
+        let prefix = format!("/v1/realtime/calls/{call_id}/");
+        lock(&self.shared.state)
+            .requests
+            .iter()
+            .filter_map(|r| {
+                let action = r.path.strip_prefix(&prefix)?;
+                Some((action.to_owned(), r.body.clone()))
+            })
+            .collect()
+    }
+
     /// Makes the next `n` requests fail with HTTP 500 and an OpenAI `server_error` body.
     pub fn fail_next(&self, n: u32) {
         self.fail_next_with(n, 500);

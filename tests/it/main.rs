@@ -20,6 +20,7 @@ mod multi_instance;
 mod pool;
 mod rate_limits;
 mod shutdown;
+mod sip;
 mod stream_auth;
 mod stream_hijack;
 mod stream_limits;

@@ -22,6 +22,7 @@
 
 pub mod audio_bounds;
 pub mod barge_in;
+pub mod media;
 pub mod messages;
 pub mod phase;
 pub mod restart;
@@ -76,8 +77,9 @@ pub struct CallActor {
     supervisor: Recipient<CallEnded>,
     twilio: Recipient<ToTwilio>,
     socket: SocketId,
-    /// What the current socket's `start` said (a hand-over must say the same).
-    identity: StreamIdentity,
+    /// What the current socket's `start` said (a hand-over must say the same);
+    /// `None` when the media is elsewhere (a SIP call: no socket to hand over).
+    identity: Option<StreamIdentity>,
     /// When the current socket last sent anything (Twilio sends every 20 ms).
     last_inbound: Instant,
     /// The current socket closed without `stop`: waiting for a hand-over.
@@ -128,7 +130,7 @@ impl CallActor {
         supervisor: Recipient<CallEnded>,
         twilio: Recipient<ToTwilio>,
         socket: SocketId,
-        identity: StreamIdentity,
+        identity: Option<StreamIdentity>,
     ) -> Self {
         let budget = RestartBudget::new(deps.tuning.max_reconnects, deps.tuning.reconnect_window);
         let held = HeldAudio::new(deps.tuning.held_audio);
@@ -384,7 +386,7 @@ impl CallActor {
             return Err(HandOverRefused::Ending);
         }
         let silent = self.last_inbound.elapsed() >= self.deps.tuning.handover_silence;
-        if msg.identity != self.identity || !(self.socket_lost || silent) {
+        if self.identity.as_ref() != Some(&msg.identity) || !(self.socket_lost || silent) {
             return Err(HandOverRefused::InUse);
         }
         let old = std::mem::replace(&mut self.twilio, msg.twilio);

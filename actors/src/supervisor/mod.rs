@@ -14,6 +14,7 @@
 //! counted in the database (they hold across instances), not here.
 
 pub mod messages;
+pub mod sideband;
 
 use std::collections::HashMap;
 use std::time::{Duration, Instant};
@@ -131,7 +132,7 @@ impl Handler<AttachStream> for CallSupervisor {
                 supervisor,
                 twilio,
                 socket,
-                identity,
+                Some(identity),
             )
         });
         self.calls.insert(

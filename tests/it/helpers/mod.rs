@@ -6,3 +6,4 @@ pub mod db;
 pub mod pool;
 pub mod proxy;
 pub mod raw_stream;
+pub mod sip;

@@ -1,0 +1,93 @@
+//! Calls carried elsewhere (SIP, WhatsApp through OpenAI): registered like
+//! any other call, but with their own ports (call control through OpenAI, the
+//! sideband socket as the Realtime endpoint) and a [`MediaElsewhere`] port in
+//! place of a Twilio socket.
+//!
+//! [`MediaElsewhere`]: crate::call::media::MediaElsewhere
+
+use std::time::Instant;
+
+use actix::prelude::*;
+
+use super::messages::AttachError;
+use super::{CallSupervisor, Entry};
+use crate::call::media::{BindCall, MediaElsewhere};
+use crate::call::messages::FromTwilio;
+use crate::call::CallActor;
+use crate::events;
+use crate::ids::{CallSid, TenantId};
+use crate::ports::CallDeps;
+
+/// Socket id of a call without a Twilio socket (it is never replaced).
+const NO_SOCKET: u64 = 0;
+
+/// Start following a call whose media is elsewhere (its sideband socket is
+/// `deps.realtime`); the call's actors start on `arbiter`.
+#[derive(Message)]
+#[rtype(result = "Result<Recipient<FromTwilio>, AttachError>")]
+pub struct AttachSideband {
+    /// The call (OpenAI's `call_id`).
+    pub call_sid: CallSid,
+    /// Its tenant.
+    pub tenant_id: TenantId,
+    /// This call's ports.
+    pub deps: CallDeps,
+    /// The worker thread to run on.
+    pub arbiter: ArbiterHandle,
+}
+
+impl Handler<AttachSideband> for CallSupervisor {
+    type Result = MessageResult<AttachSideband>;
+
+    fn handle(&mut self, msg: AttachSideband, ctx: &mut Self::Context) -> Self::Result {
+        if let Some(entry) = self.calls.get(&msg.call_sid) {
+            // Accepted twice (a retried webhook): one call, one agent.
+            return MessageResult(Ok(entry.addr.clone().recipient()));
+        }
+        if self.draining {
+            return MessageResult(Err(AttachError::Draining));
+        }
+        let actor_id = self.next_actor_id;
+        self.next_actor_id += 1;
+        let persistence = self.persistence.clone();
+        let supervisor = ctx.address().recipient();
+        let (call_sid, tenant_id, deps) = (msg.call_sid.clone(), msg.tenant_id.clone(), msg.deps);
+        let media = {
+            let (call_sid, control) = (call_sid.clone(), deps.control.clone());
+            MediaElsewhere::start_in_arbiter(&msg.arbiter, move |_| {
+                MediaElsewhere::new(call_sid, control)
+            })
+        };
+        let media_port = media.clone().recipient();
+        let addr = CallActor::start_in_arbiter(&msg.arbiter, move |_ctx| {
+            CallActor::new(
+                actor_id,
+                call_sid,
+                tenant_id,
+                deps,
+                persistence,
+                supervisor,
+                media_port,
+                NO_SOCKET,
+                None,
+            )
+        });
+        media.do_send(BindCall(addr.clone().recipient()));
+        log::info!(
+            "{} call_sid={} tenant={} media=elsewhere",
+            events::SIP_SIDEBAND_ATTACHED,
+            msg.call_sid,
+            msg.tenant_id
+        );
+        self.calls.insert(
+            msg.call_sid,
+            Entry {
+                actor_id,
+                addr: addr.clone(),
+                tenant_id: msg.tenant_id,
+                started: Instant::now(),
+            },
+        );
+        MessageResult(Ok(addr.recipient()))
+    }
+}
