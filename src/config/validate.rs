@@ -70,10 +70,15 @@ pub fn validate(s: &Settings, purpose: Purpose) -> Vec<ConfigIssue> {
             req.need("stream", "token_secret", "twilio_voice in production");
         }
     }
-    // `openai_sip` and `billing` switch on nothing yet (no SIP webhook, no
-    // Stripe reporting is built): they require no secret until the feature
-    // exists, or an operator would be made to provision credentials for
-    // code that never reads them. The feature's own change adds its needs here.
+    // SIP calls: the webhook is verified with its secret, calls are
+    // accepted through the REST API with the key.
+    if serving && s.features.openai_sip {
+        req.need("openai", "webhook_secret", "openai_sip");
+        req.need("openai", "api_key", "openai_sip");
+    }
+    // `billing` switches on nothing yet (no Stripe reporting is built): it
+    // requires no secret until the feature exists, or an operator would be
+    // made to provision credentials for code that never reads them.
     if serving && s.features.summaries {
         req.need("openai", "api_key", "summaries");
     }
