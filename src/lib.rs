@@ -14,3 +14,4 @@ pub mod pool;
 pub mod secret;
 pub mod shutdown;
 pub mod startup;
+pub mod state;

@@ -10,7 +10,7 @@ use callvisor_actors::supervisor::messages::DrainAll;
 use callvisor_actors::supervisor::DEFAULT_FINISH_TIMEOUT;
 
 use crate::calls::spill;
-use crate::startup::AppState;
+use crate::state::AppState;
 
 /// Waits for SIGTERM or SIGINT.
 pub async fn signal() {

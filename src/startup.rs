@@ -5,7 +5,6 @@
 //! take the same path (tests with port 0).
 
 use std::net::TcpListener;
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -15,8 +14,9 @@ use callvisor_actors::events;
 
 use crate::calls::CallSystem;
 use crate::config::{AppEnv, Settings};
-use crate::db::{self, migrate, AsyncPool, SyncPool};
+use crate::db::{self, migrate};
 use crate::shutdown;
+use crate::state::{AppState, Lifecycle};
 
 /// Why the service could not start.
 #[derive(Debug, thiserror::Error)]
@@ -35,48 +35,6 @@ pub enum StartupError {
         /// The OS error.
         source: std::io::Error,
     },
-}
-
-/// Whether this instance still takes new work.
-#[derive(Debug, Default)]
-pub struct Lifecycle {
-    draining: AtomicBool,
-}
-
-impl Lifecycle {
-    /// True once shutdown began: `/readyz` answers 503, new calls are refused.
-    pub fn is_draining(&self) -> bool {
-        self.draining.load(Ordering::Acquire)
-    }
-
-    /// Marks the instance as draining; returns false if it already was.
-    pub fn start_draining(&self) -> bool {
-        !self.draining.swap(true, Ordering::AcqRel)
-    }
-}
-
-/// What every request handler can reach.
-pub struct AppState {
-    /// The loaded settings.
-    pub settings: Arc<Settings>,
-    /// The runtime pool.
-    pub db: AsyncPool,
-    /// The blocking pool (admin work, inside `web::block`).
-    pub sync_db: SyncPool,
-    /// Draining flag.
-    pub lifecycle: Arc<Lifecycle>,
-    /// This instance's name in the database and the logs.
-    pub instance_id: String,
-    /// The newest migration this binary carries; `/readyz` wants the database at it.
-    pub expected_migration: Option<String>,
-    /// The actors of live calls and what they need.
-    pub calls: CallSystem,
-    /// The phone-number pool (PhonePoolActor) and the campaign runner.
-    pub pool: crate::pool::PoolSystem,
-    /// Per-source token buckets of every endpoint class (one set per instance).
-    pub rate_limits: Arc<crate::http::rate_limit::RateLimits>,
-    /// `/readyz`'s cached database answer.
-    pub readiness: crate::http::readiness::ReadinessCache,
 }
 
 /// A built, listening, not yet serving service.

@@ -16,7 +16,7 @@ use crate::clients::openai_calls::OpenAiCalls;
 use super::sip::{self, Channel};
 use crate::db::call_logs::{self, Finish};
 use crate::http::openai_webhook::calls_client;
-use crate::startup::AppState;
+use crate::state::AppState;
 
 /// Accepts the call with its plan's session; a failed accept finishes its record.
 pub async fn accept(

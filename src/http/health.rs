@@ -8,7 +8,7 @@ use actix_web::{web, HttpResponse};
 use serde_json::json;
 
 use super::readiness::DbReadiness;
-use crate::startup::AppState;
+use crate::state::AppState;
 
 /// `GET /healthz`
 pub async fn healthz(state: web::Data<AppState>) -> HttpResponse {

@@ -9,7 +9,7 @@ use callvisor_actors::persistence::GetStats;
 use callvisor_actors::realtime::preopen;
 use callvisor_actors::supervisor::messages::ListCalls;
 
-use crate::startup::AppState;
+use crate::state::AppState;
 
 /// `GET /metrics`
 pub async fn metrics(state: web::Data<AppState>) -> HttpResponse {

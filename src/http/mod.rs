@@ -17,7 +17,7 @@ pub mod twilio_voice;
 use actix_web::middleware::from_fn;
 use actix_web::{guard, web};
 
-use crate::startup::AppState;
+use crate::state::AppState;
 
 /// Registers every route, each behind its class's rate limit (`/healthz`,
 /// which does nothing but answer, is not limited).

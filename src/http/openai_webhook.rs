@@ -31,7 +31,7 @@ use crate::clients::openai_calls::OpenAiCalls;
 use crate::db::call_logs::{self, Admission, Finish, NewCall};
 use crate::db::{tenants, webhook_events};
 use crate::secret::Secret;
-use crate::startup::AppState;
+use crate::state::AppState;
 
 /// SIP final response for a number we do not serve or an unsubscribed tenant.
 const DECLINE: u16 = 603;

@@ -6,7 +6,7 @@ use callvisor_actors::events;
 use callvisor_actors::redact::Escaped;
 
 use super::error::ApiError;
-use crate::startup::AppState;
+use crate::state::AppState;
 use callvisor_wire::signing::twilio;
 
 /// The URL Twilio requested, rebuilt from `PUBLIC_URL`.

@@ -12,7 +12,7 @@ use callvisor_actors::twilio_stream::TwilioStreamActor;
 use callvisor_wire::protocol::twilio::MAX_TWILIO_FRAME_BYTES;
 
 use super::error::ApiError;
-use crate::startup::AppState;
+use crate::state::AppState;
 
 /// Upgrades to the media stream.
 pub async fn media(

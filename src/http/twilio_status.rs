@@ -15,7 +15,7 @@ use callvisor_actors::supervisor::messages::HangUp;
 use super::error::ApiError;
 use super::twilio_auth;
 use crate::db::call_logs::{self, Finish};
-use crate::startup::AppState;
+use crate::state::AppState;
 use crate::{campaigns, pool};
 
 /// Twilio's final call statuses.

@@ -20,7 +20,7 @@ use crate::calls::plan;
 use crate::campaigns;
 use crate::db::call_logs::{self, Admission, NewCall};
 use crate::db::tenants;
-use crate::startup::AppState;
+use crate::state::AppState;
 use callvisor_wire::twiml;
 
 fn param<'a>(params: &'a [(String, String)], key: &str) -> Option<&'a str> {

@@ -8,7 +8,7 @@ use serde_json::json;
 
 use super::{connection, tenant_scope, ApiError};
 use crate::db::audit;
-use crate::startup::AppState;
+use crate::state::AppState;
 
 /// `GET /admin/audit`
 pub async fn recent(

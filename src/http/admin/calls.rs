@@ -20,7 +20,7 @@ use super::{connection, log_action, tenant_scope, ApiError, Operator};
 use crate::db::live::PLACEHOLDER_PREFIX;
 use crate::db::live_calls::{self, CallRow};
 use crate::db::{audit, tenants};
-use crate::startup::AppState;
+use crate::state::AppState;
 
 /// `GET /admin/calls[?tenant=]`
 pub async fn live(

@@ -17,7 +17,7 @@ use super::{connection, log_action, parse_uuid, tenant_scope, ApiError, Operator
 use crate::campaigns::check_numbers;
 use crate::db::campaigns::{self as store, CampaignRow, TargetRow};
 use crate::db::{audit, tenants};
-use crate::startup::AppState;
+use crate::state::AppState;
 
 /// Body of `POST /admin/campaigns`.
 #[derive(Debug, Deserialize)]

@@ -43,7 +43,7 @@ use callvisor_actors::redact::Escaped;
 
 use crate::db;
 use crate::http::error::ApiError;
-use crate::startup::AppState;
+use crate::state::AppState;
 use callvisor_wire::signing::constant_time_eq;
 
 /// Registers the admin routes (all behind [`authenticate`]).

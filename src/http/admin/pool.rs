@@ -18,7 +18,7 @@ use callvisor_actors::phone_pool::valid_holder;
 use super::{connection, log_action, parse_uuid, tenant_scope, usd, ApiError, Operator};
 use crate::db::numbers::{self, Change, ImportOutcome, NewNumber, NumberRow, SETTABLE_STATUSES};
 use crate::db::{audit, tenants};
-use crate::startup::AppState;
+use crate::state::AppState;
 
 /// 503 `pool_unavailable`: the pool actor or its store failed (the cause is logged).
 fn pool_unavailable(e: impl std::error::Error + Send + Sync + 'static) -> ApiError {

@@ -11,7 +11,7 @@ use serde_json::json;
 
 use super::{connection, tenant_scope, usd, ApiError};
 use crate::db::usage;
-use crate::startup::AppState;
+use crate::state::AppState;
 
 /// The first instants of `month` (YYYY-MM) and of the month after.
 fn month_bounds(

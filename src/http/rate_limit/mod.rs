@@ -35,7 +35,7 @@ use serde_json::json;
 
 use super::client_addr;
 use crate::config::RateLimitSettings;
-use crate::startup::AppState;
+use crate::state::AppState;
 use bucket::{Buckets, FailureGate, Limit};
 use sample::{Line, Sampler};
 

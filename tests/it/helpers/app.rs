@@ -6,7 +6,8 @@ use std::path::Path;
 
 use callvisor::config::{self, Purpose, Settings};
 use callvisor::shutdown::ShutdownHandle;
-use callvisor::startup::{AppState, Application};
+use callvisor::startup::Application;
+use callvisor::state::AppState;
 
 use super::db::TestDb;
 
