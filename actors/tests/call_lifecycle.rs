@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use actix::prelude::*;
 use callvisor_actors::call::messages::{
-    FromTwilio, HandOver, HandOverRefused, StreamIdentity, ToTwilio,
+    FromTwilio, GetCallStats, HandOver, HandOverRefused, StreamIdentity, ToTwilio,
 };
 use callvisor_actors::call::CallActor;
 use callvisor_actors::ids::{CallSid, StreamSid, TenantId};
@@ -23,6 +23,8 @@ struct Probe {
     apologies: Mutex<Vec<String>>,
     twilio: Mutex<Vec<String>>,
     ended: Mutex<u32>,
+    /// The call's "supervisor" (and first "socket"), for a mailbox barrier.
+    recorder: Mutex<Option<Addr<Recorder>>>,
 }
 
 struct Ports(Arc<Probe>);
@@ -109,6 +111,16 @@ impl Handler<ToTwilio> for Recorder {
     }
 }
 
+/// Answered once everything sent to the recorder before it was handled.
+#[derive(Message)]
+#[rtype(result = "()")]
+struct Barrier;
+
+impl Handler<Barrier> for Recorder {
+    type Result = ();
+    fn handle(&mut self, _: Barrier, _: &mut Self::Context) {}
+}
+
 impl Handler<CallEnded> for Recorder {
     type Result = ();
     fn handle(&mut self, _: CallEnded, _: &mut Self::Context) {
@@ -143,6 +155,7 @@ fn start_call(probe: &Arc<Probe>, realtime_url: String, max_reconnects: u32) -> 
     };
     let persistence = PersistenceActor::new(ports, 10, Duration::from_millis(10)).start();
     let recorder = Recorder(probe.clone()).start();
+    *probe.recorder.lock().unwrap() = Some(recorder.clone());
     CallActor::new(
         1,
         CallSid::parse("CA1").unwrap(),
@@ -176,8 +189,25 @@ fn hand_over(socket: u64, identity: StreamIdentity) -> (HandOver, Addr<Recorder>
     (msg, recorder, probe)
 }
 
-async fn settle() {
-    actix_rt::time::sleep(Duration::from_millis(150)).await;
+/// Waits until the call's actor has stopped (the last thing its end does:
+/// nothing more can come from it) and the recorder has handled all it sent.
+async fn ended(call: &Addr<CallActor>, probe: &Probe) {
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    while call.connected() {
+        assert!(std::time::Instant::now() < deadline, "the call never ended");
+        actix_rt::time::sleep(Duration::from_millis(5)).await;
+    }
+    let recorder = probe.recorder.lock().unwrap().clone().unwrap();
+    recorder.send(Barrier).await.unwrap();
+}
+
+/// Waits until the call has handled what was sent to it, and then past the
+/// hand-over grace `start_call` sets (50 ms): a socket loss that counted
+/// would have ended the call by then. Only for "the call goes on" checks;
+/// without tokio's `test-util` feature there is no paused clock to advance.
+async fn past_handover_grace(call: &Addr<CallActor>) {
+    call.send(GetCallStats).await.unwrap();
+    actix_rt::time::sleep(Duration::from_millis(200)).await;
 }
 
 #[actix_rt::test]
@@ -193,7 +223,7 @@ async fn stop_and_socket_loss_together_end_the_call_once() {
     call.do_send(FromTwilio::Stopped { socket: 7 });
     call.do_send(FromTwilio::SocketClosed { socket: 7 });
     call.do_send(FromTwilio::Stopped { socket: 7 });
-    settle().await;
+    ended(&call, &probe).await;
     // Assert
     let finished = probe.finished.lock().unwrap();
     assert_eq!(finished.len(), 1, "finish_call exactly once");
@@ -211,10 +241,10 @@ async fn a_replaced_sockets_close_does_not_end_the_call() {
         100,
     );
     call.do_send(FromTwilio::SocketClosed { socket: 6 }); // not this call's socket
-    settle().await;
+    past_handover_grace(&call).await;
     assert!(probe.finished.lock().unwrap().is_empty());
     call.do_send(FromTwilio::SocketClosed { socket: 7 });
-    settle().await;
+    ended(&call, &probe).await;
     assert_eq!(
         probe.finished.lock().unwrap()[0].reason,
         EndReason::SocketLost
@@ -231,7 +261,11 @@ async fn an_unreachable_agent_ends_in_an_apology_not_silence() {
         2,
     );
     // Act: first attempt + 2 reconnects (100 ms, 200 ms backoff) fail.
-    actix_rt::time::sleep(Duration::from_millis(1500)).await;
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    while probe.apologies.lock().unwrap().is_empty() {
+        assert!(std::time::Instant::now() < deadline, "no apology");
+        actix_rt::time::sleep(Duration::from_millis(5)).await;
+    }
     // Assert: the apology is asked for while the stream stays open (closing it
     // first would let Twilio hang up before the apology plays)...
     assert_eq!(
@@ -242,7 +276,7 @@ async fn an_unreachable_agent_ends_in_an_apology_not_silence() {
     assert!(probe.finished.lock().unwrap().is_empty());
     // ...and when Twilio's redirect stops the stream, the call ends as failed upstream.
     call.do_send(FromTwilio::Stopped { socket: 7 });
-    settle().await;
+    ended(&call, &probe).await;
     let finished = probe.finished.lock().unwrap();
     assert_eq!(finished.len(), 1);
     assert_eq!(finished[0].reason, EndReason::UpstreamFailed);
@@ -270,7 +304,7 @@ async fn a_second_socket_is_refused_while_the_first_is_alive_or_says_another_str
     other_account.account_sid = Some("AC2".to_owned());
     let (other, _r3, _p3) = hand_over(10, other_account);
     assert_eq!(call.send(other).await.unwrap(), Err(HandOverRefused::InUse));
-    settle().await;
+    ended(&call, &probe).await;
     assert_eq!(
         probe.finished.lock().unwrap()[0].reason,
         EndReason::SocketLost,
@@ -291,7 +325,7 @@ async fn the_same_stream_takes_over_once_the_first_socket_closed_or_went_silent(
     call.do_send(FromTwilio::SocketClosed { socket: 7 });
     let (msg, _new, new_probe) = hand_over(8, identity("MZ1"));
     assert_eq!(call.send(msg).await.unwrap(), Ok(()));
-    settle().await;
+    past_handover_grace(&call).await;
     assert!(
         probe.finished.lock().unwrap().is_empty(),
         "the call goes on"
@@ -304,12 +338,23 @@ async fn the_same_stream_takes_over_once_the_first_socket_closed_or_went_silent(
         Err(HandOverRefused::InUse),
         "socket 8 just attached"
     );
-    actix_rt::time::sleep(Duration::from_millis(350)).await;
-    let (msg, _newest, _p) = hand_over(10, identity("MZ1"));
-    assert_eq!(call.send(msg).await.unwrap(), Ok(()));
+    // Once socket 8 has been silent for handover_silence (300 ms), the same
+    // stream's next socket is let in (asked every 10 ms until then).
+    let deadline = std::time::Instant::now() + Duration::from_secs(5);
+    let (_newest, _p) = loop {
+        let (msg, newest, p) = hand_over(10, identity("MZ1"));
+        match call.send(msg).await.unwrap() {
+            Ok(()) => break (newest, p),
+            Err(refused) => assert!(
+                std::time::Instant::now() < deadline,
+                "silent socket never replaced: {refused:?}"
+            ),
+        }
+        actix_rt::time::sleep(Duration::from_millis(10)).await;
+    };
     // The replaced socket's close is not the call's end.
     call.do_send(FromTwilio::SocketClosed { socket: 8 });
-    settle().await;
+    past_handover_grace(&call).await;
     assert!(probe.finished.lock().unwrap().is_empty());
     assert!(
         newer_probe.twilio.lock().unwrap().is_empty(),
@@ -317,7 +362,7 @@ async fn the_same_stream_takes_over_once_the_first_socket_closed_or_went_silent(
     );
     assert_eq!(*new_probe.twilio.lock().unwrap(), vec!["close".to_owned()]);
     call.do_send(FromTwilio::Stopped { socket: 10 });
-    settle().await;
+    ended(&call, &probe).await;
     assert_eq!(
         probe.finished.lock().unwrap()[0].reason,
         EndReason::TwilioStopped

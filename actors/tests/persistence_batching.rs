@@ -14,6 +14,10 @@ use callvisor_actors::persistence::{
 use callvisor_actors::ports::{PortError, PortFuture, Role, Segment, TranscriptSink};
 use chrono::Utc;
 
+#[allow(dead_code)] // the Realtime stand-in in `support` is for other tests
+mod support;
+use support::wait::eventually;
+
 #[derive(Default)]
 struct MemorySink {
     batches: Mutex<Vec<Vec<u32>>>,
@@ -64,8 +68,18 @@ async fn a_full_batch_is_written_at_once_in_one_statement() {
             segment: segment(seq),
         });
     }
-    actix_rt::time::sleep(Duration::from_millis(100)).await;
-    // Assert
+    // Assert: written without waiting for the (minute-long) interval.
+    assert!(
+        eventually(Duration::from_secs(5), || sink
+            .batches
+            .lock()
+            .unwrap()
+            .len()
+            >= 2)
+        .await,
+        "two full batches written: {:?}",
+        sink.batches.lock().unwrap()
+    );
     assert_eq!(
         *sink.batches.lock().unwrap(),
         vec![vec![0, 1, 2, 3], vec![4, 5, 6, 7]]
@@ -86,7 +100,15 @@ async fn a_partial_batch_is_written_after_the_interval() {
         sink.batches.lock().unwrap().is_empty(),
         "not before the interval"
     );
-    actix_rt::time::sleep(Duration::from_millis(200)).await;
+    assert!(
+        eventually(Duration::from_secs(5), || !sink
+            .batches
+            .lock()
+            .unwrap()
+            .is_empty())
+        .await,
+        "written after the interval"
+    );
     assert_eq!(*sink.batches.lock().unwrap(), vec![vec![0, 1]]);
 }
 

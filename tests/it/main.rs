@@ -13,6 +13,7 @@ mod campaigns;
 mod config;
 mod constraints;
 mod health;
+mod leaks;
 mod log_hygiene;
 mod malformed;
 mod migrations;

@@ -288,8 +288,29 @@ async fn a_killed_instance_gives_its_numbers_back_after_the_lease_while_others_k
             .count();
     }
     assert_eq!(expired_lines, 3, "one NUMBER_LEASE_EXPIRED line per number");
-    // The survivors' leases are still renewed well after the killed one's ran out.
-    actix_web::rt::time::sleep(Duration::from_secs(4)).await;
+    // The survivors' leases are still renewed well after the killed one's ran
+    // out: each is renewed more than a second (two renewal intervals) after
+    // now, so its expiry (renewal + 3 s lease) passes now + 4 s.
+    let renewed_well_after = |conn: &mut diesel::PgConnection, since: &str| {
+        count(
+            conn,
+            &format!(
+                "SELECT count(*) AS n FROM phone_numbers WHERE status = 'in_use'
+                 AND lease_expires_at >= '{since}'::timestamptz + interval '4 seconds'"
+            ),
+        )
+    };
+    let since = pairs(&mut conn, "SELECT 'now' AS a, now()::text AS b")[0]
+        .1
+        .clone();
+    assert!(
+        eventually(Duration::from_secs(15), || renewed_well_after(
+            &mut conn, &since
+        ) == 6)
+        .await,
+        "the survivors' leases were not renewed: {:?}",
+        leased_to(&mut conn)
+    );
     let now = leased_to(&mut conn);
     for (i, numbers) in held.iter().enumerate().skip(1) {
         for (k, number) in numbers.iter().enumerate() {
@@ -340,20 +361,31 @@ async fn a_tenants_limit_holds_with_its_calls_on_two_instances_inbound_and_outbo
     );
 
     // Act: a campaign of three numbers for the same tenant, on instance B.
+    let campaign_numbers = ["+15550400001", "+15550400002", "+15550400003"];
     let (status, body) = b
         .admin()
         .post(
             "/admin/campaigns",
-            &json!({ "tenant_id": tenant_id, "numbers": ["+15550400001", "+15550400002", "+15550400003"], "max_concurrency": 3 }),
+            &json!({ "tenant_id": tenant_id, "numbers": campaign_numbers, "max_concurrency": 3 }),
         )
         .await;
     assert_eq!(status, 201, "{body}");
-    actix_web::rt::time::sleep(Duration::from_secs(1)).await;
+    let campaign_id = body["id"].as_str().unwrap().to_owned();
+    // Runners take running campaigns oldest first: once another tenant's
+    // later campaign is dialled, a round has tried this one before it.
+    let witness = tenant(&mut conn, "+15550320002", "standard", 10, None);
+    witnessed_round(&b, &stand_in, &witness, "+15550410001").await;
 
     // Assert: no outbound call while the tenant is at its limit.
-    assert!(
-        stand_in.calls_created().is_empty(),
+    assert_eq!(
+        dialled(&stand_in, &campaign_numbers),
+        0,
         "dialled over the limit"
+    );
+    assert_eq!(
+        admitted(&mut conn, &campaign_id),
+        0,
+        "admitted over the limit"
     );
 
     // Act: one inbound call ends (its status callback lands on B).
@@ -361,12 +393,23 @@ async fn a_tenants_limit_holds_with_its_calls_on_two_instances_inbound_and_outbo
 
     // Assert: exactly one outbound call goes out, then no more.
     assert!(
-        eventually(Duration::from_secs(5), || stand_in.calls_created().len()
-            == 1)
+        eventually(Duration::from_secs(5), || dialled(
+            &stand_in,
+            &campaign_numbers
+        ) == 1)
         .await
     );
-    actix_web::rt::time::sleep(Duration::from_secs(1)).await;
-    assert_eq!(stand_in.calls_created().len(), 1, "dialled over the limit");
+    witnessed_round(&b, &stand_in, &witness, "+15550410002").await;
+    assert_eq!(
+        dialled(&stand_in, &campaign_numbers),
+        1,
+        "dialled over the limit"
+    );
+    assert_eq!(
+        admitted(&mut conn, &campaign_id),
+        1,
+        "admitted over the limit"
+    );
     assert_eq!(
         count(
             &mut conn,
@@ -375,5 +418,53 @@ async fn a_tenants_limit_holds_with_its_calls_on_two_instances_inbound_and_outbo
             )
         ),
         3
+    );
+}
+
+/// Calls the service asked Twilio for to any of `numbers`.
+fn dialled(stand_in: &callvisor_standins::TwilioRest, numbers: &[&str]) -> usize {
+    stand_in
+        .calls_created()
+        .iter()
+        .filter(|params| {
+            params
+                .iter()
+                .any(|(k, v)| k == "To" && numbers.contains(&v.as_str()))
+        })
+        .count()
+}
+
+/// Targets of a campaign admitted (no longer `pending`), in any instance's round.
+fn admitted(conn: &mut diesel::PgConnection, campaign_id: &str) -> i64 {
+    count(
+        conn,
+        &format!(
+            "SELECT count(*) AS n FROM campaign_targets
+             WHERE campaign_id = '{campaign_id}' AND status <> 'pending'"
+        ),
+    )
+}
+
+/// Starts a one-number campaign for `tenant_id` on `instance` and waits until
+/// `to` is dialled: the event proving a campaign runner's round (oldest
+/// campaign first) went past every campaign created before it.
+async fn witnessed_round(
+    instance: &Instance,
+    stand_in: &callvisor_standins::TwilioRest,
+    tenant_id: &str,
+    to: &str,
+) {
+    let (status, body) = instance
+        .admin()
+        .post(
+            "/admin/campaigns",
+            &json!({ "tenant_id": tenant_id, "numbers": [to] }),
+        )
+        .await;
+    assert_eq!(status, 201, "{body}");
+    assert!(
+        eventually(Duration::from_secs(10), || dialled(stand_in, &[to]) == 1).await,
+        "the witness campaign was not dialled:\n{}",
+        instance.dump()
     );
 }

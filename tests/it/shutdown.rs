@@ -43,9 +43,20 @@ async fn a_graceful_shutdown_loses_nothing_that_was_said() {
     // Act: what SIGTERM does.
     let shutdown = world.app.shutdown.clone();
     let draining = actix_web::rt::spawn(async move { shutdown.shutdown().await });
-    actix_web::rt::time::sleep(Duration::from_millis(300)).await;
-    let (status, body) = world.app.get_json("/readyz").await;
-    assert_eq!((status, body["status"].as_str()), (503, Some("draining")));
+    // Polled from the moment the drain begins: it must say so while the
+    // calls are still being flushed (once drained, nothing answers at all).
+    let deadline = std::time::Instant::now() + Duration::from_secs(5);
+    loop {
+        let (status, body) = world.app.get_json("/readyz").await;
+        if (status, body["status"].as_str()) == (503, Some("draining")) {
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "never said draining: {status} {body}"
+        );
+        actix_web::rt::time::sleep(Duration::from_millis(20)).await;
+    }
     draining.await.unwrap();
     // Assert: every transcript the agent side produced is stored.
     for (session, caller) in world.standins.realtime.sessions().iter().zip(&sessions) {

@@ -82,10 +82,17 @@ async fn bad_stream_tokens_close_the_socket_and_open_nothing() {
             "{name} token: {ending:?}"
         );
     }
-    actix_web::rt::time::sleep(Duration::from_millis(300)).await;
-    assert_eq!(world.standins.realtime.sessions_opened(), 0);
-    assert_eq!(world.count("call_logs"), 0);
-    assert_eq!(world.count("transcript_segments"), 0);
+    // A good call after them: whatever a refused socket set off would show by
+    // the time its agent hears it.
+    let (control, stream) = world.control_call().await;
+    assert_eq!(
+        world.standins.realtime.sessions_opened(),
+        1,
+        "the good call's session only"
+    );
+    assert_eq!(world.count_other_calls("call_logs", &control), 0);
+    assert_eq!(world.count_other_calls("transcript_segments", &control), 0);
+    world.end_control_call(&control, stream).await;
     world.stop().await;
 }
 
@@ -107,9 +114,16 @@ async fn a_wrong_or_missing_webhook_signature_is_refused_and_changes_nothing() {
     caller.sign_url = Some(format!("{}/twilio/voice", world.app.address));
     assert_eq!(place_call(caller).await.unwrap().webhook_status, Some(403));
 
-    actix_web::rt::time::sleep(Duration::from_millis(300)).await;
-    assert_eq!(world.standins.realtime.sessions_opened(), 0);
-    assert_eq!(world.count("call_logs"), 0);
+    // A good call after them: a session a refused webhook pre-opened would
+    // show by the time this one's agent hears it.
+    let (control, stream) = world.control_call().await;
+    assert_eq!(
+        world.standins.realtime.sessions_opened(),
+        1,
+        "the good call's session only"
+    );
+    assert_eq!(world.count_other_calls("call_logs", &control), 0);
+    world.end_control_call(&control, stream).await;
     world.stop().await;
 }
 

@@ -63,6 +63,12 @@ pub fn discard(call_sid: &str) -> bool {
     }
 }
 
+/// Whether a session is parked for `call_sid` (tests: the process-wide
+/// count is shared by every call of the process, this names one).
+pub fn is_parked(call_sid: &str) -> bool {
+    with_parked(|parked| parked.contains_key(call_sid))
+}
+
 /// How many sessions are parked (tests, metrics).
 pub fn parked_count() -> usize {
     with_parked(|parked| parked.len())

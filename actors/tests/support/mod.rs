@@ -1,2 +1,3 @@
 //! Helpers shared by actor tests.
 pub mod realtime;
+pub mod wait;

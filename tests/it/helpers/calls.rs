@@ -11,6 +11,7 @@ use diesel::{QueryableByName, RunQueryDsl};
 
 use super::app::{settings_from, test_env, TestApp};
 use super::db::TestDb;
+use super::raw_stream::RawStream;
 
 /// The URL Twilio is told to call: signatures are checked against it.
 pub const PUBLIC_URL: &str = "https://callvisor.test";
@@ -165,6 +166,49 @@ impl CallWorld {
         })
         .await;
         assert!(heard, "no Realtime session heard the caller");
+    }
+
+    /// A call that gets all the way through: webhook, socket, and the agent
+    /// hearing the caller. It is the event "nothing happened" assertions wait
+    /// for: whatever an earlier refused webhook or socket would have set off
+    /// (a pre-opened session, a call in the supervisor, its Realtime connect)
+    /// was set off before this call's and goes the same way, so it shows by
+    /// the time this call's agent hears it. Returns the CallSid and the live socket.
+    pub async fn control_call(&self) -> (String, RawStream) {
+        let (call_sid, params) = self.answer().await;
+        let mut stream = RawStream::connect(&self.app.address).await;
+        stream.start(&call_sid, &params).await;
+        stream.media(5).await;
+        self.wait_for_agent().await;
+        (call_sid, stream)
+    }
+
+    /// Ends a [`Self::control_call`] as Twilio does (`stop`, then the close)
+    /// and waits for its row to be ended, so stopping the world is quick.
+    pub async fn end_control_call(&self, call_sid: &str, mut stream: RawStream) {
+        let mut stop = String::new();
+        callvisor_wire::protocol::twilio::write_stop(
+            &mut stop,
+            &stream.stream_sid.clone(),
+            99,
+            "AC00000000000000000000000000000000",
+            call_sid,
+        );
+        stream.send(stop).await;
+        self.wait_for_row(call_sid, Duration::from_secs(10), |r| r.ended)
+            .await;
+        stream.close().await;
+    }
+
+    /// Rows of `table` about calls other than `call_sid`.
+    pub fn count_other_calls(&self, table: &str, call_sid: &str) -> i64 {
+        diesel::sql_query(format!(
+            "SELECT count(*) AS n FROM {table} WHERE call_sid <> $1"
+        ))
+        .bind::<Text, _>(call_sid)
+        .get_result::<Count>(&mut self.db().connect())
+        .map(|c| c.n)
+        .unwrap_or(-1)
     }
 
     pub fn db(&self) -> &TestDb {

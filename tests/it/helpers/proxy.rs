@@ -1,7 +1,7 @@
 //! A TCP proxy in front of PostgreSQL that a test can switch off and on:
 //! "the database is down" without touching the server other tests share.
 
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 
 use tokio::io::copy_bidirectional;
@@ -13,6 +13,7 @@ pub struct Proxy {
     /// The port to connect to instead of the server's.
     pub port: u16,
     up: Arc<AtomicBool>,
+    refused: Arc<AtomicUsize>,
     links: Arc<Mutex<Vec<JoinHandle<()>>>>,
     accept: JoinHandle<()>,
 }
@@ -23,13 +24,15 @@ impl Proxy {
         let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
         let port = listener.local_addr().unwrap().port();
         let up = Arc::new(AtomicBool::new(true));
+        let refused = Arc::new(AtomicUsize::new(0));
         let links: Arc<Mutex<Vec<JoinHandle<()>>>> = Arc::default();
         let accept = {
-            let (up, links) = (up.clone(), links.clone());
+            let (up, refused, links) = (up.clone(), refused.clone(), links.clone());
             tokio::spawn(async move {
                 while let Ok((mut inbound, _)) = listener.accept().await {
                     if !up.load(Ordering::SeqCst) {
                         drop(inbound); // refused: closed at once
+                        refused.fetch_add(1, Ordering::SeqCst);
                         continue;
                     }
                     let link = tokio::spawn(async move {
@@ -46,6 +49,7 @@ impl Proxy {
         Self {
             port,
             up,
+            refused,
             links,
             accept,
         }
@@ -57,6 +61,11 @@ impl Proxy {
         for link in self.links.lock().unwrap().drain(..) {
             link.abort();
         }
+    }
+
+    /// Connections refused while down (each one a client's attempt).
+    pub fn refused(&self) -> usize {
+        self.refused.load(Ordering::SeqCst)
     }
 
     /// Accepts connections again.
