@@ -30,7 +30,7 @@ use callvisor_actors::twilio_stream::{StartGate, StreamSettings};
 use callvisor_wire::protocol::realtime::SessionConfig;
 
 use crate::clients::openai_rest::OpenAiRest;
-use crate::clients::twilio_rest::TwilioRest;
+use crate::clients::twilio_account::TwilioAccount;
 use crate::config::{AppEnv, Settings};
 use crate::db::{call_logs, AsyncPool};
 use crate::secret::Secret;
@@ -90,7 +90,7 @@ impl CallSystem {
             .api_key
             .clone()
             .unwrap_or_else(|| Secret::new(""));
-        let twilio = TwilioRest::new(
+        let twilio = TwilioAccount::new(
             &settings.twilio.api_base,
             settings.twilio.account_sid.as_deref().unwrap_or_default(),
             settings

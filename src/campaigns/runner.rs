@@ -38,7 +38,8 @@ use callvisor_actors::phone_pool::messages::{Allocate, PoolError, Release};
 use callvisor_actors::phone_pool::PhonePoolActor;
 use callvisor_actors::redact::Masked;
 
-use crate::clients::twilio_numbers::{DialError, NewCall, TwilioAccount};
+use crate::clients::twilio_account::TwilioAccount;
+use crate::clients::twilio_numbers::{DialError, NewCall};
 use crate::config::CampaignSettings;
 use crate::db::campaigns::{self as store, Admission, Admitted};
 use crate::db::AsyncPool;

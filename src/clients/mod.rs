@@ -4,6 +4,7 @@
 
 pub mod openai_calls;
 pub mod openai_rest;
+pub mod twilio_account;
 pub mod twilio_numbers;
 pub mod twilio_rest;
 

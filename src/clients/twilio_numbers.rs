@@ -9,12 +9,10 @@
 //! [`DialError::Unknown`] (timeout, broken connection, 5xx, unreadable
 //! answer: a call may exist). Campaigns never retry the last kind.
 
-use std::sync::Arc;
-
 use serde::Deserialize;
 
+use super::twilio_account::TwilioAccount;
 use super::{client, error_from, RestError};
-use crate::secret::Secret;
 
 /// Largest JSON answer read (a page of numbers is well under it).
 const MAX_ANSWER_BYTES: usize = 4 * 1024 * 1024;
@@ -22,23 +20,6 @@ const MAX_ANSWER_BYTES: usize = 4 * 1024 * 1024;
 const PAGE_SIZE: u32 = 1000;
 /// Pages followed at most (a million numbers).
 const MAX_PAGES: usize = 1000;
-
-/// A Twilio account's REST API (numbers and outbound calls).
-#[derive(Clone)]
-pub struct TwilioAccount {
-    api_base: Arc<str>,
-    account_sid: Arc<str>,
-    auth_token: Secret,
-}
-
-impl std::fmt::Debug for TwilioAccount {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("TwilioAccount")
-            .field("api_base", &self.api_base)
-            .field("account_sid", &self.account_sid)
-            .finish_non_exhaustive()
-    }
-}
 
 /// A number the account owns.
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
@@ -112,15 +93,6 @@ pub enum DialError {
 }
 
 impl TwilioAccount {
-    /// A client for `account_sid` at `api_base` (`…/2010-04-01`).
-    pub fn new(api_base: &str, account_sid: &str, auth_token: Secret) -> Self {
-        Self {
-            api_base: Arc::from(api_base.trim_end_matches('/')),
-            account_sid: Arc::from(account_sid),
-            auth_token,
-        }
-    }
-
     fn url(&self, resource: &str) -> String {
         format!("{}/Accounts/{}/{resource}", self.api_base, self.account_sid)
     }
@@ -349,6 +321,7 @@ fn encode(value: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::secret::Secret;
 
     #[test]
     fn paging_links_resolve_against_the_api_host() {

@@ -1,42 +1,14 @@
 //! Twilio REST: acting on live calls (apology, transfer, hang-up). Implements
-//! the actors' [`CallControl`] port.
-
-use std::sync::Arc;
+//! the actors' [`CallControl`] port on the one [`TwilioAccount`] client.
 
 use callvisor_actors::ids::CallSid;
 use callvisor_actors::ports::{CallControl, PortError, PortFuture};
 
+use super::twilio_account::TwilioAccount;
 use super::{client, error_from, RestError};
-use crate::secret::Secret;
 use callvisor_wire::twiml;
 
-/// Twilio's REST API for one account.
-#[derive(Clone)]
-pub struct TwilioRest {
-    api_base: Arc<str>,
-    account_sid: Arc<str>,
-    auth_token: Secret,
-}
-
-impl std::fmt::Debug for TwilioRest {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("TwilioRest")
-            .field("api_base", &self.api_base)
-            .field("account_sid", &self.account_sid)
-            .finish_non_exhaustive()
-    }
-}
-
-impl TwilioRest {
-    /// A client for `account_sid` at `api_base` (`…/2010-04-01`).
-    pub fn new(api_base: &str, account_sid: &str, auth_token: Secret) -> Self {
-        Self {
-            api_base: Arc::from(api_base.trim_end_matches('/')),
-            account_sid: Arc::from(account_sid),
-            auth_token,
-        }
-    }
-
+impl TwilioAccount {
     /// `POST /Accounts/{AC}/Calls/{CA}.json` with form `params`.
     pub async fn update_call(
         &self,
@@ -65,7 +37,7 @@ fn port_error(e: RestError) -> PortError {
     PortError::with_source("twilio", e)
 }
 
-impl CallControl for TwilioRest {
+impl CallControl for TwilioAccount {
     fn say_and_hang_up(
         &self,
         call_sid: &CallSid,

@@ -18,7 +18,7 @@ use tokio::sync::Notify;
 use callvisor_actors::phone_pool::{PhonePoolActor, PoolPolicy};
 
 use crate::campaigns::runner::CampaignRunner;
-use crate::clients::twilio_numbers::TwilioAccount;
+use crate::clients::twilio_account::TwilioAccount;
 use crate::config::{PoolSettings, Settings};
 use crate::db::{campaigns, numbers, AsyncPool, DbError};
 use crate::secret::Secret;

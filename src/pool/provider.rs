@@ -5,7 +5,7 @@
 use callvisor_actors::pool_ports::{BoughtNumber, NumberProvider, RetiringNumber};
 use callvisor_actors::ports::{PortError, PortFuture};
 
-use crate::clients::twilio_numbers::TwilioAccount;
+use crate::clients::twilio_account::TwilioAccount;
 
 /// Buys and releases numbers of one Twilio account.
 pub struct TwilioProvider {
