@@ -216,7 +216,7 @@ impl TwilioStreamActor {
     fn log_dropped(&self, held: &HeldAudio) {
         if held.dropped() > 0 {
             log::warn!(
-                "{} call_sid={} tenant={} dropped={} held_bytes={} where=attaching",
+                "{} call_sid={} tenant={} direction=attaching frames={} held_bytes={}",
                 events::AUDIO_DROPPED,
                 self.call_sid(),
                 self.tenant(),
