@@ -111,10 +111,15 @@ struct SipControl {
 }
 
 impl SipControl {
+    /// Runs the hang-up `hang_up` makes unless one was already asked for.
     fn once(
         &self,
-        hang_up: PortFuture<Result<(), PortError>>,
+        hang_up: impl FnOnce() -> PortFuture<Result<(), PortError>>,
     ) -> PortFuture<Result<(), PortError>> {
+        if self.hung_up.swap(true, Ordering::AcqRel) {
+            return Box::pin(async { Ok(()) });
+        }
+        let hang_up = hang_up();
         let flag = self.hung_up.clone();
         Box::pin(async move {
             let result = hang_up.await;
@@ -133,10 +138,7 @@ impl CallControl for SipControl {
         text: &str,
         language: Option<&str>,
     ) -> PortFuture<Result<(), PortError>> {
-        if self.hung_up.swap(true, Ordering::AcqRel) {
-            return Box::pin(async { Ok(()) });
-        }
-        self.once(self.client.say_and_hang_up(call_sid, text, language))
+        self.once(|| self.client.say_and_hang_up(call_sid, text, language))
     }
 
     fn transfer(
@@ -149,9 +151,6 @@ impl CallControl for SipControl {
     }
 
     fn hang_up(&self, call_sid: &CallSid) -> PortFuture<Result<(), PortError>> {
-        if self.hung_up.swap(true, Ordering::AcqRel) {
-            return Box::pin(async { Ok(()) });
-        }
-        self.once(self.client.hang_up(call_sid))
+        self.once(|| self.client.hang_up(call_sid))
     }
 }

@@ -22,7 +22,9 @@ use std::time::{Duration, Instant};
 use actix::prelude::*;
 use tokio::sync::oneshot;
 
-use crate::call::messages::{CallCommand, FromTwilio, HandOver, HandOverRefused, StreamIdentity};
+use crate::call::messages::{
+    CallCommand, FromTwilio, HandOver, HandOverRefused, SocketId, StreamIdentity, ToTwilio,
+};
 use crate::call::CallActor;
 use crate::events;
 use crate::ids::{CallSid, TenantId};
@@ -83,6 +85,58 @@ impl CallSupervisor {
     }
 }
 
+/// What a new call's actor is started with.
+struct CallStart {
+    call_sid: CallSid,
+    tenant_id: TenantId,
+    deps: CallDeps,
+    /// Where the caller's audio goes: a Twilio socket, or media elsewhere.
+    twilio: Recipient<ToTwilio>,
+    socket: SocketId,
+    /// The Twilio stream's identity (`None`: no socket to hand over).
+    identity: Option<StreamIdentity>,
+}
+
+impl CallSupervisor {
+    /// Starts a call's actor on `arbiter` and registers it (a temporary
+    /// child: never restarted). One path for Twilio and sideband calls.
+    fn start_call(
+        &mut self,
+        ctx: &mut Context<Self>,
+        arbiter: &ArbiterHandle,
+        start: CallStart,
+    ) -> Addr<CallActor> {
+        let actor_id = self.next_actor_id;
+        self.next_actor_id += 1;
+        let persistence = self.persistence.clone();
+        let supervisor = ctx.address().recipient();
+        let (call_sid, tenant_id) = (start.call_sid.clone(), start.tenant_id.clone());
+        let addr = CallActor::start_in_arbiter(arbiter, move |_ctx| {
+            CallActor::new(
+                actor_id,
+                start.call_sid,
+                start.tenant_id,
+                start.deps,
+                persistence,
+                supervisor,
+                start.twilio,
+                start.socket,
+                start.identity,
+            )
+        });
+        self.calls.insert(
+            call_sid,
+            Entry {
+                actor_id,
+                addr: addr.clone(),
+                tenant_id,
+                started: Instant::now(),
+            },
+        );
+        addr
+    }
+}
+
 impl Actor for CallSupervisor {
     type Context = Context<Self>;
 }
@@ -115,33 +169,16 @@ impl Handler<AttachStream> for CallSupervisor {
         if self.draining {
             return Box::pin(async { Err(AttachError::Draining) });
         }
-        let actor_id = self.next_actor_id;
-        self.next_actor_id += 1;
-        let deps = self.deps.clone();
-        let persistence = self.persistence.clone();
-        let supervisor = ctx.address().recipient();
-        let (call_sid, tenant_id) = (msg.call_sid.clone(), msg.tenant_id.clone());
-        let (twilio, socket) = (msg.twilio, msg.socket);
-        let addr = CallActor::start_in_arbiter(&msg.arbiter, move |_ctx| {
-            CallActor::new(
-                actor_id,
-                call_sid,
-                tenant_id,
-                deps,
-                persistence,
-                supervisor,
-                twilio,
-                socket,
-                Some(identity),
-            )
-        });
-        self.calls.insert(
-            msg.call_sid,
-            Entry {
-                actor_id,
-                addr: addr.clone(),
+        let addr = self.start_call(
+            ctx,
+            &msg.arbiter,
+            CallStart {
+                call_sid: msg.call_sid,
                 tenant_id: msg.tenant_id,
-                started: Instant::now(),
+                deps: self.deps.clone(),
+                twilio: msg.twilio,
+                socket: msg.socket,
+                identity: Some(identity),
             },
         );
         Box::pin(async move { Ok(addr.recipient()) })

@@ -5,15 +5,12 @@
 //!
 //! [`MediaElsewhere`]: crate::call::media::MediaElsewhere
 
-use std::time::Instant;
-
 use actix::prelude::*;
 
 use super::messages::AttachError;
-use super::{CallSupervisor, Entry};
+use super::{CallStart, CallSupervisor};
 use crate::call::media::{BindCall, MediaElsewhere};
 use crate::call::messages::FromTwilio;
-use crate::call::CallActor;
 use crate::events;
 use crate::ids::{CallSid, TenantId};
 use crate::ports::CallDeps;
@@ -47,47 +44,31 @@ impl Handler<AttachSideband> for CallSupervisor {
         if self.draining {
             return MessageResult(Err(AttachError::Draining));
         }
-        let actor_id = self.next_actor_id;
-        self.next_actor_id += 1;
-        let persistence = self.persistence.clone();
-        let supervisor = ctx.address().recipient();
-        let (call_sid, tenant_id, deps) = (msg.call_sid.clone(), msg.tenant_id.clone(), msg.deps);
         let media = {
-            let (call_sid, control) = (call_sid.clone(), deps.control.clone());
+            let (call_sid, control) = (msg.call_sid.clone(), msg.deps.control.clone());
             MediaElsewhere::start_in_arbiter(&msg.arbiter, move |_| {
                 MediaElsewhere::new(call_sid, control)
             })
         };
-        let media_port = media.clone().recipient();
-        let addr = CallActor::start_in_arbiter(&msg.arbiter, move |_ctx| {
-            CallActor::new(
-                actor_id,
-                call_sid,
-                tenant_id,
-                deps,
-                persistence,
-                supervisor,
-                media_port,
-                NO_SOCKET,
-                None,
-            )
-        });
-        media.do_send(BindCall(addr.clone().recipient()));
         log::info!(
             "{} call_sid={} tenant={} media=elsewhere",
             events::SIP_SIDEBAND_ATTACHED,
             msg.call_sid,
             msg.tenant_id
         );
-        self.calls.insert(
-            msg.call_sid,
-            Entry {
-                actor_id,
-                addr: addr.clone(),
+        let addr = self.start_call(
+            ctx,
+            &msg.arbiter,
+            CallStart {
+                call_sid: msg.call_sid,
                 tenant_id: msg.tenant_id,
-                started: Instant::now(),
+                deps: msg.deps,
+                twilio: media.clone().recipient(),
+                socket: NO_SOCKET,
+                identity: None,
             },
         );
+        media.do_send(BindCall(addr.clone().recipient()));
         MessageResult(Ok(addr.recipient()))
     }
 }

@@ -190,42 +190,32 @@ impl RateLimits {
 
     /// Refuses every admin request of a source cut off for wrong tokens.
     pub fn admin_allowed(&self, source: IpAddr) -> Result<(), RateLimited> {
-        let Some(gate) = &self.admin_failures else {
-            return Ok(());
-        };
-        match gate.blocked(source) {
-            None => Ok(()),
-            Some(wait) => {
-                let refused = RateLimited::after(wait);
-                self.refused(
-                    Class::AdminFailures,
-                    &self.admin_failures_sampler,
-                    source,
-                    &refused,
-                );
-                Err(refused)
-            }
-        }
+        self.admin_gate(source, |gate| gate.blocked(source))
     }
 
     /// Records a wrong admin token; `Err` once it was one too many.
     pub fn admin_failed(&self, source: IpAddr) -> Result<(), RateLimited> {
-        let Some(gate) = &self.admin_failures else {
+        self.admin_gate(source, |gate| gate.failed(source))
+    }
+
+    /// Asks the wrong-token gate (when on) and refuses, logged and counted,
+    /// when it says to wait.
+    fn admin_gate(
+        &self,
+        source: IpAddr,
+        ask: impl FnOnce(&FailureGate) -> Option<Duration>,
+    ) -> Result<(), RateLimited> {
+        let Some(wait) = self.admin_failures.as_ref().and_then(ask) else {
             return Ok(());
         };
-        match gate.failed(source) {
-            None => Ok(()),
-            Some(wait) => {
-                let refused = RateLimited::after(wait);
-                self.refused(
-                    Class::AdminFailures,
-                    &self.admin_failures_sampler,
-                    source,
-                    &refused,
-                );
-                Err(refused)
-            }
-        }
+        let refused = RateLimited::after(wait);
+        self.refused(
+            Class::AdminFailures,
+            &self.admin_failures_sampler,
+            source,
+            &refused,
+        );
+        Err(refused)
     }
 
     fn refused(&self, class: Class, sampler: &Sampler<Instant>, source: IpAddr, r: &RateLimited) {
